@@ -1,0 +1,1 @@
+"""Methods under evaluation, one module each, all behind bench.adapter.Adapter."""

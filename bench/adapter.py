@@ -1,0 +1,68 @@
+"""The one interface every method implements, and the registry that finds methods by name.
+
+    class MyMethod(Adapter):
+        name = "my-method"
+        def generate(self, case: AmodalCase) -> Generation: ...
+
+Methods are registered lazily (name -> "module:Class"), so a heavy backend (torch models, CUDA
+extensions) is imported only when that method is used, as lm-evaluation-harness does.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from bench.assets import Mesh
+from bench.cases import AmodalCase
+
+
+@dataclass
+class Generation:
+    """A method's output for one case, in the harness's object frame (TRELLIS frame, Z-up).
+
+    mesh: the generated surface; None means the method produced nothing (a failure).
+    meta: anything the method wants recorded (sampler settings, seeds, weights hash).
+    """
+
+    mesh: Mesh | None
+    meta: dict = field(default_factory=dict)
+
+
+class Adapter(ABC):
+    """A method under evaluation. Subclasses set `name` and implement `generate`."""
+
+    name: str = ""
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        """(can run in this environment, why not). Override to check packages and weights."""
+        return True, ""
+
+    @abstractmethod
+    def generate(self, case: AmodalCase) -> Generation:
+        """Generate the complete object from the occluded input views of `case`."""
+
+
+# name -> "module:Class"; a new method is one file in baselines/ plus one line here.
+REGISTRY: dict[str, str] = {
+    "oracle": "baselines.oracle:Oracle",
+    "visible": "baselines.visible:Visible",
+}
+
+
+def list_methods() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def adapter_class(name: str) -> type[Adapter]:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(list_methods())}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_adapter(name: str) -> Adapter:
+    """Instantiate a registered method by name."""
+    return adapter_class(name)()

@@ -1,0 +1,195 @@
+"""Assets: ground-truth meshes with their texture, normalized to the TRELLIS object frame.
+
+The TRELLIS object frame (dataset_toolkits/blender_script/render.py `normalize_scene`): scale by
+1 / (longest bbox side), centre the bbox at the origin, Z-up; the object lies in [-0.5, 0.5]^3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+# TRELLIS `to_glb` maps Z-up to Y-up with v @ Z_UP_TO_Y_UP (postprocessing_utils.py:456-457).
+Z_UP_TO_Y_UP = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float64)
+
+
+class AssetError(ValueError):
+    """A mesh that cannot be evaluated (unreadable, empty, NaN, missing texture)."""
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh with optional appearance.
+
+    vertices: (N, 3) float32, object frame (Z-up).
+    faces: (F, 3) int32 indices into vertices.
+    uv: (N, 2) float32 texture coordinates, OpenGL convention (v = 0 at the image bottom), or None.
+    texture: (H, W, 3) uint8 sRGB, or None.
+    vertex_colors: (N, 3) uint8 sRGB, or None. Used when there is no texture.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray | None = None
+    texture: np.ndarray | None = None
+    vertex_colors: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32)
+        self.faces = np.ascontiguousarray(self.faces, dtype=np.int32)
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """(2, 3) bbox min and max."""
+        return np.stack([self.vertices.min(0), self.vertices.max(0)])
+
+    def validate(self) -> None:
+        """Raise AssetError naming the first reason this mesh cannot be evaluated."""
+        if len(self.faces) == 0 or len(self.vertices) == 0:
+            raise AssetError("mesh has no faces")
+        if not np.isfinite(self.vertices).all():
+            raise AssetError("mesh has NaN or infinite vertices")
+        if self.faces.min() < 0 or self.faces.max() >= len(self.vertices):
+            raise AssetError("mesh faces index vertices that do not exist")
+        if self.uv is not None and self.texture is None:
+            raise AssetError("mesh has UVs but its texture is missing")
+
+    def transformed(self, scale: float, offset: np.ndarray, rotation: np.ndarray | None = None) -> Mesh:
+        """Return a copy with vertices v -> ((v @ rotation) + offset) * scale."""
+        v = self.vertices.astype(np.float64)
+        if rotation is not None:
+            v = v @ rotation
+        return replace(self, vertices=((v + offset) * scale).astype(np.float32))
+
+    def content_hash(self) -> str:
+        """sha256 over geometry and appearance: the key of GT caches."""
+        h = hashlib.sha256()
+        for a in (self.vertices, self.faces, self.uv, self.texture, self.vertex_colors):
+            h.update(b"none" if a is None else np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+
+@dataclass
+class Asset:
+    """A ground-truth object in the TRELLIS object frame.
+
+    source_to_object: v_object = (v_source @ rotation + offset) * scale, as recorded here.
+    """
+
+    object_id: str
+    mesh: Mesh
+    source: str
+    scale: float = 1.0
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    up_axis: str = "z"
+
+
+class _TextureResolver(trimesh.resolvers.FilePathResolver):
+    """Resolve files next to the mesh, then in the GSO texture folder ../materials/textures/.
+
+    GSO's .mtl says `map_Kd texture.png` while the file lies in materials/textures/.
+    Misses are remembered so a missing texture becomes an AssetError, not a silent grey mesh.
+    """
+
+    def __init__(self, mesh_path: Path):
+        super().__init__(str(mesh_path))
+        self.dirs = [mesh_path.parent, mesh_path.parent.parent / "materials" / "textures"]
+        self.missing: list[str] = []
+
+    def get(self, name: str) -> bytes:
+        for d in self.dirs:
+            p = d / name
+            if p.is_file():
+                return p.read_bytes()
+        self.missing.append(name)
+        raise FileNotFoundError(name)
+
+
+def _texture_array(material) -> np.ndarray | None:
+    if material is None:
+        return None
+    if hasattr(material, "to_simple") and not hasattr(material, "image"):
+        material = material.to_simple()
+    image = getattr(material, "image", None)
+    if image is None and hasattr(material, "baseColorTexture"):
+        image = material.baseColorTexture
+    if image is None:
+        return None
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def mesh_from_trimesh(tm: trimesh.Trimesh) -> Mesh:
+    """Convert a trimesh (texture or vertex-colour visuals) to our Mesh."""
+    uv = texture = colors = None
+    visual = tm.visual
+    if isinstance(visual, trimesh.visual.texture.TextureVisuals):
+        if visual.uv is not None and len(visual.uv) == len(tm.vertices):
+            uv = np.asarray(visual.uv, dtype=np.float32)
+            texture = _texture_array(visual.material)
+    elif visual.kind == "vertex":
+        colors = np.asarray(visual.vertex_colors)[:, :3].astype(np.uint8)
+    return Mesh(np.asarray(tm.vertices), np.asarray(tm.faces), uv, texture, colors)
+
+
+def load_mesh(path: str | os.PathLike) -> Mesh:
+    """Load OBJ(+MTL+texture), GLB/GLTF or PLY with trimesh, in the file's own axes.
+
+    Raises AssetError when the file cannot be read, has no faces, or names a missing texture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AssetError(f"mesh file not found: {path}")
+    resolver = _TextureResolver(path)
+    try:
+        with open(path, "rb") as f:
+            tm = trimesh.load(f, file_type=path.suffix.lstrip(".").lower(), resolver=resolver,
+                              process=False, force="mesh")
+    except Exception as e:  # trimesh raises many types on corrupt files
+        raise AssetError(f"cannot load {path.name}: {type(e).__name__}: {e}") from e
+    if not isinstance(tm, trimesh.Trimesh) or len(tm.faces) == 0:
+        raise AssetError(f"mesh has no faces: {path}")
+    if resolver.missing:
+        raise AssetError(f"texture missing: {', '.join(resolver.missing)} not found in "
+                         + " or ".join(str(d) for d in resolver.dirs))
+    mesh = mesh_from_trimesh(tm)
+    mesh.validate()
+    return mesh
+
+
+def y_up_to_z_up(vertices: np.ndarray) -> np.ndarray:
+    """Undo TRELLIS `to_glb`'s Z-up -> Y-up rotation: (N, 3) Y-up -> (N, 3) Z-up."""
+    return vertices @ Z_UP_TO_Y_UP.T
+
+
+def normalize_mesh(mesh: Mesh) -> tuple[Mesh, float, np.ndarray]:
+    """Scale by 1/longest bbox side and centre the bbox (TRELLIS `normalize_scene`).
+
+    Returns (normalized mesh, scale, offset) with v_norm = (v + offset) * scale.
+    """
+    lo, hi = mesh.vertices.astype(np.float64).min(0), mesh.vertices.astype(np.float64).max(0)
+    extent = float((hi - lo).max())
+    if not extent > 0:
+        raise AssetError("mesh is degenerate (zero bounding box)")
+    offset = -(lo + hi) / 2
+    scale = 1.0 / extent
+    return mesh.transformed(scale, offset), scale, offset
+
+
+def load_asset(path: str | os.PathLike, object_id: str | None = None, up_axis: str = "z") -> Asset:
+    """Load a mesh and bring it into the TRELLIS object frame.
+
+    up_axis: the file's up axis, 'z' (GSO, PLY scans) or 'y' (glTF convention, TRELLIS GLB outputs).
+    """
+    if up_axis not in ("z", "y"):
+        raise ValueError(f"up_axis must be 'z' or 'y', got {up_axis!r}")
+    path = Path(path)
+    mesh = load_mesh(path)
+    if up_axis == "y":
+        mesh = replace(mesh, vertices=y_up_to_z_up(mesh.vertices.astype(np.float64)))
+    mesh, scale, offset = normalize_mesh(mesh)
+    return Asset(object_id or path.parent.name, mesh, str(path), scale, offset, up_axis)

@@ -1,0 +1,107 @@
+"""AmodalCase: what a method sees - occluded input views of one object, and nothing more.
+
+Built from an Asset and a Protocol with the protocol's one seed per object: the occluded face
+set, the input cameras (resampled until the visible share of the silhouette lies in the
+protocol's range) and per-view RGB, visibility mask, occlusion mask and visible-only depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bench.assets import Asset
+from bench.cameras import Camera, camera_from_yaw_pitch
+from bench.occlusion import grow_occlusion, view_masks
+from bench.protocol import Protocol
+from bench.render import render
+from bench.render.shading import background_rgb
+
+
+class CaseError(ValueError):
+    """The protocol cannot be met for this object (e.g. no view has the required visibility)."""
+
+
+@dataclass
+class InputView:
+    """One occluded input view.
+
+    rgb: (H, W, 3) uint8: object on the protocol background, occluded pixels in the occluder colour.
+    visibility_mask: (H, W) bool, object pixels whose surface is not occluded.
+    occlusion_mask: (H, W) bool, object pixels hidden by the occluder.
+    depth: (H, W) float32 camera z at visible pixels only, 0 elsewhere (for RGB-D baselines).
+    """
+
+    camera: Camera
+    rgb: np.ndarray
+    visibility_mask: np.ndarray
+    occlusion_mask: np.ndarray
+    depth: np.ndarray
+    yaw_deg: float
+    pitch_deg: float
+
+    @property
+    def visible_fraction(self) -> float:
+        """Visible share of the object's full silhouette in this view."""
+        sil = self.visibility_mask.sum() + self.occlusion_mask.sum()
+        return float(self.visibility_mask.sum() / sil) if sil else 0.0
+
+
+@dataclass
+class AmodalCase:
+    object_id: str
+    protocol: str
+    protocol_hash: str
+    n_views: int
+    seed: int
+    views: list[InputView]
+    background: str
+    occlusion_ratio: float
+    source: str = ""  # the GT mesh path: read only by the oracle baseline
+    meta: dict = field(default_factory=dict)
+
+
+def _sample_views(asset: Asset, protocol: Protocol, occluded: np.ndarray, n: int,
+                  rng: np.random.Generator) -> list[InputView]:
+    spec = protocol.spec["input"]
+    lo, hi = spec.get("visible_fraction", [0.0, 1.0])
+    occluder = background_rgb(protocol.spec["occlusion"].get("occluder_color", "black"))
+    views: list[InputView] = []
+    tries = 0
+    while len(views) < n:
+        if tries >= int(spec.get("max_tries", 64)):
+            raise CaseError(f"only {len(views)} of {n} input views reached a visible fraction in "
+                            f"[{lo}, {hi}] after {tries} tries")
+        tries += 1
+        yaw = float(rng.uniform(*spec["yaw_deg"]))
+        pitch = float(rng.uniform(*spec["pitch_deg"]))
+        cam = camera_from_yaw_pitch(yaw, pitch, float(spec["radius"]), float(spec["fov_deg"]),
+                                    int(spec["resolution"]))
+        r = render(asset.mesh, [cam], protocol.background)
+        vis, occ = view_masks(r.face_id[0], occluded)
+        sil = vis.sum() + occ.sum()
+        frac = vis.sum() / sil if sil else 0.0
+        if not lo <= frac <= hi:
+            continue
+        rgb = r.rgb[0].copy()
+        rgb[occ] = occluder
+        views.append(InputView(cam, np.round(rgb * 255).astype(np.uint8), vis, occ,
+                               np.where(vis, r.depth[0], 0).astype(np.float32), yaw, pitch))
+    return views
+
+
+def build_case(asset: Asset, protocol: Protocol, n_views: int) -> AmodalCase:
+    """The deterministic case of (protocol, object, n_views): same seed -> same case."""
+    seed = protocol.seed_for(asset.object_id)
+    rng = np.random.default_rng(seed)
+    occ_spec = protocol.spec["occlusion"]
+    ratio = float(rng.uniform(*occ_spec["ratio"]))
+    occluded = grow_occlusion(asset.mesh, ratio, rng, occ_spec.get("by", "faces"))
+    # the input views of a setting are drawn after the occlusion, from a stream of their own
+    view_rng = np.random.default_rng([seed, n_views])
+    views = _sample_views(asset, protocol, occluded, n_views, view_rng)
+    return AmodalCase(asset.object_id, protocol.name, protocol.content_hash, n_views, seed, views,
+                      protocol.background, ratio, asset.source,
+                      {"occluded_faces": int(occluded.sum()), "faces": len(occluded),
+                       "up_axis": asset.up_axis})

@@ -1,0 +1,124 @@
+"""amodal-bench command line: run, demo, report, ls.
+
+    amodal-bench run --data DIR --dataset gso --protocol amodal3r-gso --methods oracle,visible \
+                     --limit N --out DIR
+    amodal-bench demo            # all GSO objects, both baselines, prints the leaderboard
+    amodal-bench report RUN      # re-aggregate a run directory
+    amodal-bench ls protocols|methods|datasets|rasterizers
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from bench.adapter import adapter_class, list_methods
+from bench.dataset import DataMissing, list_datasets
+from bench.protocol import list_protocols, load_protocol
+from bench.render import RASTERIZERS
+
+DEMO_PROTOCOL = "amodal3r-gso"
+DEMO_METHODS = ["oracle", "visible"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, naming the valid choices
+        sys.stderr.write(f"amodal-bench: error: {message}\n")
+        sys.exit(2)
+
+
+def _methods(value: str) -> list[str]:
+    names = [m.strip() for m in value.split(",") if m.strip()]
+    bad = [m for m in names if m not in list_methods()]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown method {', '.join(bad) or '(none)'}; valid: {', '.join(list_methods())}")
+    return names
+
+
+def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
+    p.add_argument("--data", help="dataset root (default: $AMODAL_BENCH_GSO or ../shared/data/gso)")
+    p.add_argument("--dataset", default="gso", choices=list_datasets())
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N objects")
+    p.add_argument("--out", default="runs/demo" if demo else None, required=not demo)
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--rasterizer", default="auto", choices=RASTERIZERS)
+    p.add_argument("--cache", default=None, help="GT cache dir (default ~/.cache/amodal-bench)")
+    p.add_argument("--sheets", type=int, default=3, help="contact sheets for the first N objects")
+    if not demo:
+        p.add_argument("--protocol", required=True, choices=list_protocols())
+        p.add_argument("--methods", type=_methods, required=True,
+                       help=f"comma-separated, from: {', '.join(list_methods())}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="amodal-bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_run_args(sub.add_parser("run", help="evaluate methods on a dataset under a protocol"),
+                  demo=False)
+    _add_run_args(sub.add_parser("demo", help=f"{DEMO_PROTOCOL} on GSO with "
+                                 f"{' and '.join(DEMO_METHODS)}"), demo=True)
+    rep = sub.add_parser("report", help="aggregate run directories into a leaderboard")
+    rep.add_argument("runs", nargs="+")
+    ls = sub.add_parser("ls", help="list what exists")
+    ls.add_argument("what", choices=["protocols", "methods", "datasets", "rasterizers"])
+    return parser
+
+
+def _cmd_run(args, protocol: str, methods: list[str]) -> int:
+    from bench.report import aggregate, format_table
+    from bench.run import RunConfig, run
+
+    config = RunConfig(out=args.out, protocol=protocol, methods=methods, dataset=args.dataset,
+                       data=args.data, limit=args.limit, jobs=args.jobs,
+                       rasterizer=args.rasterizer, cache=args.cache, sheets=args.sheets)
+    t0 = time.perf_counter()
+    try:
+        path = run(config)
+    except DataMissing as e:
+        sys.stderr.write(f"amodal-bench: error: {e}\n")
+        return 2
+    elapsed = time.perf_counter() - t0
+    print(format_table(aggregate(args.out)))
+    print(f"\nleaderboard: {path}")
+    sheets = sorted((Path(args.out) / "sheets").rglob("*.png"))
+    if sheets:
+        print(f"contact sheets: {Path(args.out) / 'sheets'} ({len(sheets)} PNG)")
+    print(f"elapsed: {elapsed:.1f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return _cmd_run(args, args.protocol, args.methods)
+    if args.command == "demo":
+        return _cmd_run(args, DEMO_PROTOCOL, DEMO_METHODS)
+    if args.command == "report":
+        from bench.report import format_table, write_leaderboard, aggregate
+
+        for run_dir in args.runs:
+            path = write_leaderboard(run_dir)
+            print(format_table(aggregate(run_dir)))
+            print(f"leaderboard: {path}")
+        return 0
+    if args.command == "ls":
+        if args.what == "protocols":
+            for name in list_protocols():
+                print(f"{name}\t{load_protocol(name).spec.get('description', '')}")
+        elif args.what == "methods":
+            for name in list_methods():
+                ok, why = adapter_class(name).availability()
+                print(f"{name}\t{'available' if ok else 'unavailable: ' + why}")
+        elif args.what == "datasets":
+            print("\n".join(list_datasets()))
+        else:
+            print("\n".join(RASTERIZERS))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

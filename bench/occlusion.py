@@ -1,0 +1,102 @@
+"""3D-consistent occlusion: a face region grown over the mesh (GENA3D 3.3, Amodal3R A.4a).
+
+The occlusion is a property of the object, not of a view: a set of occluded faces is chosen once
+per (protocol, object) and every input view sees the same occluded surface. Per view, the
+visibility mask is where the front-most surface is not occluded, the occlusion mask where it is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from bench.assets import Mesh
+
+
+def face_adjacency(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """Faces sharing an edge, as CSR (indptr (F+1,), indices). Vertices are merged by position
+    first, so UV seams (duplicated vertices) do not cut the surface apart."""
+    _, vid = np.unique(np.round(mesh.vertices.astype(np.float64), 7), axis=0, return_inverse=True)
+    f = vid.reshape(-1)[mesh.faces.reshape(-1)].reshape(-1, 3)
+    edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    face_of_edge = np.tile(np.arange(len(f)), 3)
+    key = edges[:, 0].astype(np.int64) * (vid.max() + 1) + edges[:, 1]
+    order = np.argsort(key, kind="stable")
+    key, face_of_edge = key[order], face_of_edge[order]
+    # every pair of faces within a run of equal edge keys is adjacent
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    pairs = []
+    for size in np.unique(ends - starts):
+        if size < 2:
+            continue
+        s = starts[(ends - starts) == size]
+        group = face_of_edge[s[:, None] + np.arange(size)]
+        for i in range(size):
+            for j in range(size):
+                if i != j:
+                    pairs.append(group[:, [i, j]])
+    if pairs:
+        pairs = np.unique(np.concatenate(pairs), axis=0)
+    else:
+        pairs = np.zeros((0, 2), np.int64)
+    indptr = np.r_[0, np.cumsum(np.bincount(pairs[:, 0], minlength=len(f)))]
+    return indptr, pairs[:, 1]
+
+
+def face_areas(mesh: Mesh) -> np.ndarray:
+    v = mesh.vertices.astype(np.float64)
+    return 0.5 * np.linalg.norm(np.cross(v[mesh.faces[:, 1]] - v[mesh.faces[:, 0]],
+                                         v[mesh.faces[:, 2]] - v[mesh.faces[:, 0]]), axis=1)
+
+
+def grow_occlusion(mesh: Mesh, ratio: float, rng: np.random.Generator, by: str = "faces") -> np.ndarray:
+    """Occlude a connected face region grown breadth-first from a random seed face.
+
+    ratio: target share of faces (by='faces') or of surface area (by='area'), in [0, 1].
+    When a connected component is exhausted before the target, growth restarts from a new random
+    unoccluded face. Returns (F,) bool, True = occluded.
+    """
+    if by not in ("faces", "area"):
+        raise ValueError(f"occlusion 'by' must be 'faces' or 'area', got {by!r}")
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"occlusion ratio must lie in [0, 1], got {ratio}")
+    n = len(mesh.faces)
+    weight = np.ones(n) if by == "faces" else face_areas(mesh)
+    target = ratio * weight.sum()
+    indptr, nbrs = face_adjacency(mesh)
+    occluded = np.zeros(n, bool)
+    covered = 0.0
+    queue: deque[int] = deque()
+    while covered < target:
+        if not queue:
+            free = np.flatnonzero(~occluded)
+            if len(free) == 0:
+                break
+            seed = int(free[rng.integers(len(free))])
+            occluded[seed] = True
+            covered += weight[seed]
+            queue.append(seed)
+            continue
+        f = queue.popleft()
+        for g in nbrs[indptr[f]:indptr[f + 1]]:
+            if covered >= target:
+                break
+            if not occluded[g]:
+                occluded[g] = True
+                covered += weight[g]
+                queue.append(int(g))
+    return occluded
+
+
+def view_masks(face_id: np.ndarray, occluded_faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """face_id (..., H, W) (-1 = background) -> (visibility_mask, occlusion_mask), bool each.
+
+    visibility: the object is seen there and its front-most face is not occluded;
+    occlusion: the object is there but its front-most face is occluded.
+    """
+    hit = face_id >= 0
+    occ = np.zeros_like(hit)
+    occ[hit] = occluded_faces[face_id[hit]]
+    return hit & ~occ, occ

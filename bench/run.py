@@ -1,0 +1,211 @@
+"""Run an evaluation: objects x input-view settings x methods -> records, then the leaderboard.
+
+Objects are spread over worker processes (one EGL context each); every (method, object, setting)
+ends as one record, success or failure. Existing records are skipped, so a killed run resumes.
+The GT side (rig point cloud) is cached by content hash across runs and methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import bench
+from bench.adapter import get_adapter
+from bench.assets import AssetError, Mesh
+from bench.cases import AmodalCase, CaseError, build_case
+from bench.dataset import open_dataset
+from bench.metrics.image import psnr_masked, ssim_masked
+from bench.pointcloud import sample_point_cloud
+from bench.protocol import Protocol, load_protocol
+from bench.render import render
+from bench.store import (Record, cloud_path, gt_cloud_path, provenance, record_path,
+                         traceback_digest, write_array, write_record)
+
+
+@dataclass
+class RunConfig:
+    out: str
+    protocol: str
+    methods: list[str]
+    dataset: str = "gso"
+    data: str | None = None
+    limit: int | None = None
+    jobs: int = 2
+    rasterizer: str = "auto"
+    cache: str | None = None  # GT cache dir; default $AMODAL_BENCH_CACHE or ~/.cache/amodal-bench
+    sheets: int = 3  # contact sheets for the first N objects
+    object_ids: list[str] = field(default_factory=list)
+
+
+def cache_dir(config: RunConfig) -> Path:
+    if config.cache:
+        return Path(config.cache)
+    return Path(os.environ.get("AMODAL_BENCH_CACHE", Path.home() / ".cache" / "amodal-bench"))
+
+
+def _gt_cloud(config: RunConfig, protocol: Protocol, mesh: Mesh, object_id: str,
+              backend: str) -> np.ndarray:
+    """The GT rig point cloud, cached by (mesh content, protocol, backend, harness version)."""
+    key = hashlib.sha256(json.dumps([mesh.content_hash(), protocol.content_hash, backend,
+                                     bench.__version__, object_id]).encode()).hexdigest()[:24]
+    path = cache_dir(config) / "gt" / f"{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    rig = protocol.eval_rig()
+    r = render(mesh, rig.cameras, protocol.background, config.rasterizer)
+    cloud = sample_point_cloud(r.depth, rig.cameras, protocol.spec["pointcloud"]["points"],
+                               protocol.seed_for(object_id))
+    write_array(path, cloud)
+    return cloud
+
+
+def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Protocol,
+                         config: RunConfig):
+    """Masked PSNR/SSIM at the input views and the rig point cloud of one generation."""
+    mesh.validate()
+    cams = [v.camera for v in case.views]
+    pred = render(mesh, cams, protocol.background, config.rasterizer)
+    psnr = [psnr_masked(pred.rgb[i], gt_inputs.rgb[i], v.visibility_mask)
+            for i, v in enumerate(case.views)]
+    ssim = [ssim_masked(pred.rgb[i], gt_inputs.rgb[i], v.visibility_mask)
+            for i, v in enumerate(case.views)]
+    rig = protocol.eval_rig()
+    rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
+    cloud = sample_point_cloud(rig_render.depth, rig.cameras,
+                               protocol.spec["pointcloud"]["points"], case.seed)
+    return {"psnr_masked": float(np.mean(psnr)), "ssim_masked": float(np.mean(ssim))}, cloud, rig_render
+
+
+def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
+    """Evaluate every method and setting on one object; returns the number of records written."""
+    protocol = load_protocol(config.protocol)
+    ds = open_dataset(config.dataset, config.data)
+    out = Path(config.out)
+    prov = provenance()
+    todo = [(m, v) for v in protocol.view_settings for m in config.methods
+            if not record_path(out, protocol.name, m, v, object_id).is_file()]
+    if not todo:
+        return 0
+    base = dict(protocol=protocol.name, protocol_hash=protocol.content_hash, dataset=ds.name,
+                object_id=object_id, seed=protocol.seed_for(object_id), provenance=prov)
+
+    def fail(method, views, reason, tb="", backend=""):
+        write_record(record_path(out, protocol.name, method, views, object_id),
+                     Record(method=method, views=views, status="failed", reason=reason,
+                            traceback_digest=traceback_digest(tb) if tb else "",
+                            rasterizer=backend, **base))
+
+    try:
+        asset = ds.load(object_id)
+    except AssetError as e:
+        for m, v in todo:
+            fail(m, v, f"asset: {e}")
+        return len(todo)
+    from bench.render import get_rasterizer
+
+    backend = get_rasterizer(config.rasterizer).name
+    gt = _gt_cloud(config, protocol, asset.mesh, object_id, backend)
+    write_array(gt_cloud_path(out, protocol.name, object_id), gt)
+    sheet_renders = {}
+    written = 0
+    for views in protocol.view_settings:
+        methods = [m for m, v in todo if v == views]
+        if not methods:
+            continue
+        try:
+            case = build_case(asset, protocol, views)
+        except CaseError as e:
+            for m in methods:
+                fail(m, views, f"case: {e}", backend=backend)
+            written += len(methods)
+            continue
+        gt_inputs = render(asset.mesh, [v.camera for v in case.views], protocol.background,
+                           config.rasterizer)
+        for method in methods:
+            t0 = time.perf_counter()
+            try:
+                gen = get_adapter(method).generate(case)
+                if gen.mesh is None:
+                    raise ValueError(gen.meta.get("reason", "method returned no mesh"))
+                metrics, cloud, rig_render = _evaluate_generation(gen.mesh, case, gt_inputs,
+                                                                  protocol, config)
+            except Exception as e:  # failures are data: record and go on
+                fail(method, views, f"{type(e).__name__}: {e}", traceback.format_exc(), backend)
+                written += 1
+                continue
+            cpath = cloud_path(out, protocol.name, method, views, object_id)
+            write_array(cpath, cloud)
+            write_record(record_path(out, protocol.name, method, views, object_id),
+                         Record(method=method, views=views, status="ok", metrics=metrics,
+                                pointcloud=str(cpath.relative_to(out)), rasterizer=backend,
+                                seconds=round(time.perf_counter() - t0, 3),
+                                meta={"occlusion_ratio": case.occlusion_ratio,
+                                      "view_yaws_deg": [v.yaw_deg for v in case.views],
+                                      "visible_fractions": [v.visible_fraction for v in case.views],
+                                      "generation": {k: v for k, v in gen.meta.items()
+                                                     if isinstance(v, (int, float, str))}},
+                                **base))
+            written += 1
+            if index < config.sheets:
+                sheet_renders[(method, views)] = (case, rig_render)
+    if sheet_renders:
+        from bench.viz import write_contact_sheet
+
+        rig = protocol.eval_rig()
+        gt_rig = render(asset.mesh, rig.cameras, protocol.background, config.rasterizer)
+        write_contact_sheet(out / "sheets" / protocol.name / f"{object_id}.png", gt_rig,
+                            sheet_renders)
+    return written
+
+
+def run(config: RunConfig, progress: bool = True) -> Path:
+    """Evaluate, write records and the leaderboard; returns the leaderboard path."""
+    from bench.report import write_leaderboard
+
+    protocol = load_protocol(config.protocol)
+    ds = open_dataset(config.dataset, config.data)
+    for m in config.methods:
+        from bench.adapter import adapter_class
+
+        adapter_class(m)  # fail fast on an unknown method
+    ids = config.object_ids or ds.object_ids
+    ids = ids[: config.limit] if config.limit else ids
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps(
+        {"config": asdict(config), "protocol_hash": protocol.content_hash,
+         "data_root": str(ds.root), "objects": ids, "provenance": provenance()}, indent=1))
+    bar = tqdm(total=len(ids), desc=f"{protocol.name}", unit="obj", disable=not progress)
+    if config.jobs <= 1:
+        for i, oid in enumerate(ids):
+            evaluate_object(config, oid, i)
+            bar.update()
+    else:
+        ctx = mp.get_context("spawn")  # never fork a process that may hold a GL context
+        saved = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"  # workers already fill the cores: one BLAS thread each
+        try:
+            with ProcessPoolExecutor(config.jobs, mp_context=ctx) as pool:
+                futures = [pool.submit(evaluate_object, config, oid, i)
+                           for i, oid in enumerate(ids)]
+                for f in as_completed(futures):
+                    f.result()
+                    bar.update()
+        finally:
+            if saved is None:
+                os.environ.pop("OMP_NUM_THREADS")
+            else:
+                os.environ["OMP_NUM_THREADS"] = saved
+    bar.close()
+    return write_leaderboard(out)

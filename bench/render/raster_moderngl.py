@@ -93,8 +93,7 @@ class ModernGLRasterizer:
                 self.program["clip"].write(clip_from_camera(cam).T.astype("f4").tobytes())
                 fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
                 vao.render()
-                out[i] = np.frombuffer(fbo.read(components=4, dtype="f4"),
-                                       dtype=np.float32).reshape(h, w, 4)
+                fbo.read_into(out[i], components=4, dtype="f4")  # no intermediate bytes copy
         finally:
             vao.release()
             vbo.release()

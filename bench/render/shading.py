@@ -38,15 +38,12 @@ def _bilinear(texture: np.ndarray, u: float, v: float, out: np.ndarray) -> None:
 
 
 @numba.njit(cache=True)
-def _shade_kernel(rast, faces, uv, texture, colors, fnormals, mode, bg, rgb, depth, normals, face_id):
-    """One pass over the pixels of rast (P, 4). mode: 0 texture, 1 vertex colours, 2 grey."""
+def _shade_kernel(rast, hits, faces, uv, texture, colors, fnormals, mode, rgb, normals):
+    """Colour and normal of the covered pixels `hits` of rast (P, 4).
+    mode: 0 texture, 1 vertex colours, 2 grey."""
     px = np.empty(3, dtype=np.float64)
-    for p in range(rast.shape[0]):
+    for p in hits:
         f = int(rast[p, 3]) - 1
-        face_id[p] = f
-        if f < 0:
-            rgb[p, 0], rgb[p, 1], rgb[p, 2] = bg[0], bg[1], bg[2]
-            continue
         b0, b1 = rast[p, 0], rast[p, 1]
         b2 = 1.0 - b0 - b1
         i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
@@ -62,7 +59,6 @@ def _shade_kernel(rast, faces, uv, texture, colors, fnormals, mode, bg, rgb, dep
         for c in range(3):
             rgb[p, c] = min(max(px[c], 0.0), 1.0)
             normals[p, c] = fnormals[f, c]
-        depth[p] = rast[p, 2]
 
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -79,10 +75,12 @@ def shade(mesh: Mesh, rast: np.ndarray, background: str) -> dict[str, np.ndarray
     shape = rast.shape[:3]
     flat = np.ascontiguousarray(rast.reshape(-1, 4))
     n = flat.shape[0]
+    face_id = flat[:, 3].astype(np.int32) - 1
+    hits = np.flatnonzero(face_id >= 0)
+    depth = np.where(face_id >= 0, flat[:, 2], np.float32(0))
     rgb = np.empty((n, 3), np.float32)
-    depth = np.zeros(n, np.float32)
+    rgb[:] = background_rgb(background)
     normals = np.zeros((n, 3), np.float32)
-    face_id = np.empty(n, np.int32)
     empty2 = np.zeros((1, 2), np.float32)
     empty3 = np.zeros((1, 1, 3), np.uint8)
     if mesh.texture is not None and mesh.uv is not None:
@@ -91,10 +89,9 @@ def shade(mesh: Mesh, rast: np.ndarray, background: str) -> dict[str, np.ndarray
         mode, uv, tex, col = 1, empty2, empty3, mesh.vertex_colors
     else:
         mode, uv, tex, col = 2, empty2, empty3, empty3[0]
-    _shade_kernel(flat, mesh.faces, np.ascontiguousarray(uv, np.float32),
+    _shade_kernel(flat, hits, mesh.faces, np.ascontiguousarray(uv, np.float32),
                   np.ascontiguousarray(tex, np.uint8), np.ascontiguousarray(col, np.uint8),
-                  face_normals(mesh.vertices, mesh.faces), mode, background_rgb(background),
-                  rgb, depth, normals, face_id)
+                  face_normals(mesh.vertices, mesh.faces), mode, rgb, normals)
     return {"rgb": rgb.reshape(shape + (3,)), "alpha": (face_id >= 0).astype(np.float32)
             .reshape(shape), "depth": depth.reshape(shape), "normals": normals.reshape(shape + (3,)),
             "face_id": face_id.reshape(shape)}

@@ -1,0 +1,71 @@
+"""GSO benchmark suite: `pytest bench/ -k gso`.
+
+One test per (protocol, method, views). Each protocol is evaluated once per session on the first
+AMODAL_BENCH_GSO_LIMIT objects (default 6) with both baselines; the tests then check that the
+oracle is perfect and that `visible` is worse, which checks the harness end to end on real data.
+Skips with a clear reason when the GSO data is absent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pandas as pd
+import pytest
+
+from bench.dataset import default_root
+from bench.protocol import list_protocols, load_protocol
+
+METHODS = ["oracle", "visible"]
+LIMIT = int(os.environ.get("AMODAL_BENCH_GSO_LIMIT", "6"))
+CASES = [(p, m, v) for p in list_protocols() if load_protocol(p).spec["dataset"] == "gso"
+         for v in load_protocol(p).view_settings for m in METHODS]
+
+
+@pytest.fixture(scope="session")
+def gso_leaderboards(tmp_path_factory) -> dict[str, pd.DataFrame]:
+    root = default_root("gso")
+    if not root.is_dir():
+        pytest.skip(f"GSO data not found at {root}: set AMODAL_BENCH_GSO or put it at "
+                    "../shared/data/gso")
+    from bench.run import RunConfig, run
+
+    boards = {}
+    cache = tmp_path_factory.mktemp("gt-cache")
+    for protocol in sorted({p for p, _, _ in CASES}):
+        out = tmp_path_factory.mktemp(protocol)
+        path = run(RunConfig(out=str(out), protocol=protocol, methods=METHODS, data=str(root),
+                             limit=LIMIT, jobs=2, cache=str(cache), sheets=0), progress=False)
+        boards[protocol] = pd.read_csv(path)
+    return boards
+
+
+def _row(board: pd.DataFrame, method: str, views: int) -> pd.Series:
+    rows = board[(board.method == method) & (board.views == views)]
+    assert len(rows) == 1, board
+    return rows.iloc[0]
+
+
+@pytest.mark.gso
+@pytest.mark.parametrize("protocol,method,views", CASES,
+                         ids=[f"gso-{p}-{m}-{v}view" for p, m, v in CASES])
+def test_gso(gso_leaderboards, protocol, method, views):
+    board = gso_leaderboards[protocol]
+    row = _row(board, method, views)
+    oracle = _row(board, "oracle", views)
+    assert row.n == LIMIT
+    if method == "oracle":
+        # the oracle returns the GT mesh: every metric must be perfect
+        assert row.success_rate == 1.0
+        assert row.psnr_masked >= 40.0
+        assert row.ssim_masked == pytest.approx(1.0, abs=1e-6)
+        assert row.mmd_cd == pytest.approx(0.0, abs=1e-9)
+        assert row.cov_cd == pytest.approx(100.0)
+    else:
+        # the lower bound is strictly worse on every per-object and distance metric
+        assert row.success_rate > 0
+        assert row.psnr_masked < oracle.psnr_masked
+        assert row.ssim_masked < oracle.ssim_masked
+        assert row.mmd_cd > oracle.mmd_cd and math.isfinite(row.mmd_cd)
+        assert row.cov_cd <= oracle.cov_cd

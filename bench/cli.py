@@ -42,6 +42,8 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
     p.add_argument("--data", help="dataset root (default: $AMODAL_BENCH_GSO or ../shared/data/gso)")
     p.add_argument("--dataset", default="gso", choices=list_datasets())
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N objects")
+    p.add_argument("--objects", type=lambda s: [o for o in s.split(",") if o], default=[],
+                   help="comma-separated object ids (default: every object of the manifest)")
     p.add_argument("--out", default="runs/demo" if demo else None, required=not demo)
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--rasterizer", default="auto", choices=RASTERIZERS)
@@ -73,7 +75,8 @@ def _cmd_run(args, protocol: str, methods: list[str]) -> int:
 
     config = RunConfig(out=args.out, protocol=protocol, methods=methods, dataset=args.dataset,
                        data=args.data, limit=args.limit, jobs=args.jobs,
-                       rasterizer=args.rasterizer, cache=args.cache, sheets=args.sheets)
+                       rasterizer=args.rasterizer, cache=args.cache, sheets=args.sheets,
+                       object_ids=args.objects)
     t0 = time.perf_counter()
     try:
         path = run(config)

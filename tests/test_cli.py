@@ -1,0 +1,53 @@
+"""The command line, run as a real subprocess: one-line errors and listings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["run", "--protocol", "nope", "--methods", "oracle", "--out", "x"], "amodal3r-gso"),
+    (["run", "--protocol", "amodal3r-gso", "--methods", "oracle,foo", "--out", "x"],
+     "valid: oracle, visible"),
+    (["run", "--protocol", "amodal3r-gso", "--methods", "oracle", "--out", "x",
+      "--rasterizer", "pytorch3d"], "moderngl"),
+    (["ls", "things"], "protocols"),
+])
+def test_bad_arguments_give_one_line_naming_choices(args, expect):
+    r = _cli(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], r.stderr
+
+
+def test_missing_data_is_one_line(tmp_path):
+    r = _cli("run", "--protocol", "amodal3r-gso", "--methods", "oracle", "--out",
+             str(tmp_path / "o"), "--data", str(tmp_path / "absent"))
+    assert r.returncode == 2 and "not found" in r.stderr and "AMODAL_BENCH_GSO" in r.stderr
+
+
+def test_ls_lists_protocols_and_methods():
+    protocols = _cli("ls", "protocols")
+    assert protocols.returncode == 0 and "gena3d-gso" in protocols.stdout
+    methods = _cli("ls", "methods")
+    assert "oracle\tavailable" in methods.stdout and "visible\tavailable" in methods.stdout
+
+
+def test_run_and_report(gso_root, tmp_path):
+    out = tmp_path / "run"
+    r = _cli("run", "--data", str(gso_root), "--protocol", "amodal3r-gso", "--methods",
+             "oracle,visible", "--out", str(out), "--objects", "Room_Essentials_Salad_Plate_Turquoise",
+             "--jobs", "1", "--cache", str(tmp_path / "cache"), "--sheets", "1", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "leaderboard:" in r.stdout and (out / "leaderboard.csv").is_file()
+    assert list((out / "sheets").rglob("*.png"))
+    rep = _cli("report", str(out))
+    assert rep.returncode == 0 and "visible" in rep.stdout

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return _cmd_run(args, DEMO_PROTOCOL, DEMO_METHODS)
     if args.command == "report":
-        from bench.report import format_table, write_leaderboard, aggregate
+        from bench.report import aggregate, format_table, write_leaderboard
 
         for run_dir in args.runs:
             path = write_leaderboard(run_dir)

@@ -29,8 +29,16 @@ from bench.metrics.image import psnr_masked, ssim_masked
 from bench.pointcloud import sample_point_cloud
 from bench.protocol import Protocol, load_protocol
 from bench.render import render
-from bench.store import (Record, cloud_path, gt_cloud_path, provenance, record_path,
-                         traceback_digest, write_array, write_record)
+from bench.store import (
+    Record,
+    cloud_path,
+    gt_cloud_path,
+    provenance,
+    record_path,
+    traceback_digest,
+    write_array,
+    write_record,
+)
 
 
 @dataclass

@@ -31,7 +31,7 @@ def write_contact_sheet(path: Path, gt_rig, generations: dict) -> Path:
     GT rig renders, one row per method's rig renders. generations: {(method, views): (case, render)}."""
     rows: list[tuple[str, list[np.ndarray]]] = []
     seen = set()
-    for (method, views), (case, _) in sorted(generations.items()):
+    for (_, views), (case, _) in sorted(generations.items()):
         if views in seen:
             continue
         seen.add(views)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from conftest import SMALL_GSO_OBJECT, TEXTURED_GSO_OBJECT, gso_mesh_path
 from PIL import Image
 
 from bench.assets import (
@@ -20,7 +21,6 @@ from bench.assets import (
     normalize_mesh,
     y_up_to_z_up,
 )
-from conftest import SMALL_GSO_OBJECT, TEXTURED_GSO_OBJECT, gso_mesh_path
 
 # TRELLIS postprocessing_utils.to_glb: vertices = vertices @ this matrix (Z-up -> Y-up).
 TRELLIS_TO_GLB = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float64)

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from conftest import SMALL_GSO_OBJECT
 
 from bench.dataset import (
     MANIFEST_DIR,
@@ -17,7 +18,6 @@ from bench.dataset import (
     list_datasets,
     open_dataset,
 )
-from conftest import SMALL_GSO_OBJECT
 
 MANIFEST = yaml.safe_load((MANIFEST_DIR / "gso.yaml").read_text())
 

@@ -7,8 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from bench.store import (Record, load_records, provenance, read_record, record_path, write_array,
-                         write_record)
+from bench.store import (
+    Record,
+    load_records,
+    provenance,
+    read_record,
+    record_path,
+    write_array,
+    write_record,
+)
 
 
 def _record(**kw) -> Record:

@@ -128,9 +128,14 @@ def mesh_from_trimesh(tm: trimesh.Trimesh) -> Mesh:
     uv = texture = colors = None
     visual = tm.visual
     if isinstance(visual, trimesh.visual.texture.TextureVisuals):
-        if visual.uv is not None and len(visual.uv) == len(tm.vertices):
+        texture = _texture_array(visual.material)
+        if texture is not None and visual.uv is not None and len(visual.uv) == len(tm.vertices):
             uv = np.asarray(visual.uv, dtype=np.float32)
-            texture = _texture_array(visual.material)
+        else:  # a plain-colour material (no image): keep its colour, drop the UVs
+            texture = None
+            color = getattr(visual.material, "main_color", None)
+            if color is not None:
+                colors = np.tile(np.asarray(color, np.uint8)[:3], (len(tm.vertices), 1))
     elif visual.kind == "vertex":
         colors = np.asarray(visual.vertex_colors)[:, :3].astype(np.uint8)
     return Mesh(np.asarray(tm.vertices), np.asarray(tm.faces), uv, texture, colors)
@@ -192,4 +197,6 @@ def load_asset(path: str | os.PathLike, object_id: str | None = None, up_axis: s
     if up_axis == "y":
         mesh = replace(mesh, vertices=y_up_to_z_up(mesh.vertices.astype(np.float64)))
     mesh, scale, offset = normalize_mesh(mesh)
-    return Asset(object_id or path.parent.name, mesh, str(path), scale, offset, up_axis)
+    if object_id is None:  # GSO layout <id>/meshes/model.obj: the id is the grandparent folder
+        object_id = path.parent.parent.name if path.parent.name == "meshes" else path.stem
+    return Asset(object_id, mesh, str(path), scale, offset, up_axis)

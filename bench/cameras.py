@@ -120,7 +120,8 @@ class Rig:
         radius, fov_deg, resolution."""
         yaws = [float(y) for y in spec["yaws_deg"]]
         pitch = spec["pitch_deg"]
-        pitches = [float(p) for p in pitch] if isinstance(pitch, list) else [float(pitch)] * len(yaws)
+        pitches = ([float(p) for p in pitch] if isinstance(pitch, (list, tuple))
+                   else [float(pitch)] * len(yaws))
         if len(pitches) != len(yaws):
             raise ValueError(f"rig {name}: {len(yaws)} yaws but {len(pitches)} pitches")
         cams = tuple(camera_from_yaw_pitch(y, p, float(spec["radius"]), float(spec["fov_deg"]),

@@ -39,6 +39,7 @@ def face_adjacency(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
                     pairs.append(group[:, [i, j]])
     if pairs:
         pairs = np.unique(np.concatenate(pairs), axis=0)
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]  # a degenerate face is not its own neighbour
     else:
         pairs = np.zeros((0, 2), np.int64)
     indptr = np.r_[0, np.cumsum(np.bincount(pairs[:, 0], minlength=len(f)))]

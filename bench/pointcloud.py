@@ -37,7 +37,7 @@ def _fps_exact(points: np.ndarray, n: int, start: int) -> np.ndarray:
             d = dx * dx + dy * dy + dz * dz
             if d < dist[i]:
                 dist[i] = d
-            if dist[i] > best:  # first index wins ties, as fpsample's exact FPS
+            if dist[i] >= best:  # the last index wins exact ties, as fpsample's exact FPS
                 best, best_i = dist[i], i
         cur = best_i
     return out
@@ -46,9 +46,10 @@ def _fps_exact(points: np.ndarray, n: int, start: int) -> np.ndarray:
 def farthest_point_sampling(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
     """Exact FPS: indices (n,) of `points` (M, 3), beginning at `start`.
 
-    Each next point maximizes the squared distance (float32) to the chosen set; ties go to the
-    lowest index. If M < n, every index is returned once, then repeated cyclically, so clouds
-    always have n points (a tiny cloud is penalized by the metrics, not dropped).
+    Each next point maximizes the squared distance (float32) to the chosen set; exact ties go to
+    the highest index, as `fpsample.fps_sampling` does, so the indices agree with it. If M < n,
+    every index is returned once, then repeated cyclically, so clouds always have n points
+    (a tiny cloud is penalized by the metrics, not dropped).
     """
     m = len(points)
     if m == 0:

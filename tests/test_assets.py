@@ -262,3 +262,20 @@ def test_content_hash_covers_appearance(quad_mesh):
     tex[0, 0, 0] ^= 1
     assert replace(quad_mesh, texture=tex).content_hash() != h
     assert replace(quad_mesh, vertices=quad_mesh.vertices + 1e-3).content_hash() != h
+
+
+def test_glb_with_uvs_and_plain_colour_material_keeps_its_colour(tmp_path):
+    # a material with a colour but no image is not a missing texture: the colour is kept
+    box = trimesh.creation.box()
+    uv = np.random.default_rng(0).random((len(box.vertices), 2))
+    material = trimesh.visual.material.SimpleMaterial(diffuse=[200, 30, 40, 255])
+    box.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    path = tmp_path / "plain.glb"
+    box.export(path)
+    mesh = load_asset(path, up_axis="y").mesh
+    assert mesh.texture is None and mesh.uv is None
+    assert mesh.vertex_colors is not None and tuple(mesh.vertex_colors[0]) == (200, 30, 40)
+
+
+def test_object_id_defaults_to_the_gso_folder(small_gso_path):
+    assert load_asset(small_gso_path).object_id == small_gso_path.parent.parent.name

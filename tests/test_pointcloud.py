@@ -12,25 +12,19 @@ fpsample = pytest.importorskip("fpsample")
 
 
 def _brute_force_fps(points: np.ndarray, n: int, start: int) -> np.ndarray:
-    """Textbook FPS in numpy: squared float32 distances, first index wins ties (np.argmax)."""
+    """Textbook FPS in numpy: squared float32 distances, the last index wins exact ties."""
     p = points.astype(np.float32)
     dist = np.full(len(p), np.inf, np.float32)
     out = [start]
     for _ in range(n - 1):
         d = p - p[out[-1]]
         dist = np.minimum(dist, (d * d).sum(1, dtype=np.float32))
-        out.append(int(np.argmax(dist)))
+        out.append(int(len(dist) - 1 - np.argmax(dist[::-1])))
     return np.asarray(out)
 
 
 # (M, n, start); on these seeded clouds no two candidates ever tie in float32.
 CASES = [(50, 1, 0), (50, 7, 49), (300, 64, 0), (1000, 100, 5), (5000, 512, 4321)]
-
-FPSAMPLE_TIE_BUG = (
-    "bench/pointcloud.py _fps_exact keeps the FIRST index on an exact float32 tie (`>`), and its "
-    "comment says this matches fpsample; the installed fpsample (1.0.2) keeps the LAST index, so "
-    "the samples diverge whenever two candidates tie (here: steps 3217 and 3679)")
-
 
 def _check_against_fpsample(m, n, start):
     pts = np.random.default_rng(m + n).random((m, 3), dtype=np.float32)
@@ -46,13 +40,11 @@ def test_fps_equals_fpsample(m, n, start):
     _check_against_fpsample(m, n, start)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FPSAMPLE_TIE_BUG)
 def test_fps_equals_fpsample_protocol_size():
     # the protocol's size: 4,096 points from a 20,000-point cloud; two exact float32 ties occur
     _check_against_fpsample(20000, 4096, 17)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FPSAMPLE_TIE_BUG)
 def test_fps_tie_rule_matches_fpsample():
     # points 0..10 on a line: after {0, 10, 5}, points 2, 3, 7, 8 tie (squared distance 4)
     pts = np.c_[np.arange(11.0), np.zeros(11), np.zeros(11)].astype(np.float32)
@@ -68,12 +60,12 @@ def test_fps_equals_brute_force(m, n, start):
                                   _brute_force_fps(pts, n, start))
 
 
-def test_fps_analytic_line_lowest_index_wins_ties():
-    # the rule farthest_point_sampling documents ("ties go to the lowest index").
-    # Points on a line at 0, 1, 2, ..., 10: from 0 the farthest is 10, then 5, then 2 (ties 2/3,
-    # 7/8: lowest index wins -> 2, then 7)
+def test_fps_analytic_line_highest_index_wins_ties():
+    # the rule farthest_point_sampling documents ("exact ties go to the highest index").
+    # Points on a line at 0, 1, 2, ..., 10: from 0 the farthest is 10, then 5, then 2, 3, 7, 8
+    # tie at squared distance 4 -> 8; then 3 (squared distance 4 from 5, 9 from 0) ties with 2 -> 3
     pts = np.c_[np.arange(11.0), np.zeros(11), np.zeros(11)].astype(np.float32)
-    np.testing.assert_array_equal(farthest_point_sampling(pts, 5, 0), [0, 10, 5, 2, 7])
+    np.testing.assert_array_equal(farthest_point_sampling(pts, 5, 0), [0, 10, 5, 8, 3])
 
 
 def test_fps_indices_distinct_when_enough_points():

@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args, protocol: str, methods: list[str]) -> int:
-    from bench.report import aggregate, format_table
+    import pandas as pd
+
+    from bench.report import format_table
     from bench.run import RunConfig, run
 
     config = RunConfig(out=args.out, protocol=protocol, methods=methods, dataset=args.dataset,
@@ -84,7 +86,7 @@ def _cmd_run(args, protocol: str, methods: list[str]) -> int:
         sys.stderr.write(f"amodal-bench: error: {e}\n")
         return 2
     elapsed = time.perf_counter() - t0
-    print(format_table(aggregate(args.out)))
+    print(format_table(pd.read_csv(path)))  # the table just written, not a second aggregation
     print(f"\nleaderboard: {path}")
     sheets = sorted((Path(args.out) / "sheets").rglob("*.png"))
     if sheets:
@@ -100,11 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return _cmd_run(args, DEMO_PROTOCOL, DEMO_METHODS)
     if args.command == "report":
-        from bench.report import aggregate, format_table, write_leaderboard
+        import pandas as pd
+
+        from bench.report import format_table, write_leaderboard
 
         for run_dir in args.runs:
             path = write_leaderboard(run_dir)
-            print(format_table(aggregate(run_dir)))
+            print(format_table(pd.read_csv(path)))
             print(f"leaderboard: {path}")
         return 0
     if args.command == "ls":

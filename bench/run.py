@@ -62,6 +62,10 @@ def cache_dir(config: RunConfig) -> Path:
     return Path(os.environ.get("AMODAL_BENCH_CACHE", Path.home() / ".cache" / "amodal-bench"))
 
 
+def _sampler(protocol: Protocol) -> str:
+    return protocol.spec["pointcloud"].get("sampling", "fps")
+
+
 def _gt_cloud(config: RunConfig, protocol: Protocol, mesh: Mesh, object_id: str,
               backend: str) -> np.ndarray:
     """The GT rig point cloud, cached by (mesh content, protocol, backend, harness version)."""
@@ -73,7 +77,7 @@ def _gt_cloud(config: RunConfig, protocol: Protocol, mesh: Mesh, object_id: str,
     rig = protocol.eval_rig()
     r = render(mesh, rig.cameras, protocol.background, config.rasterizer)
     cloud = sample_point_cloud(r.depth, rig.cameras, protocol.spec["pointcloud"]["points"],
-                               protocol.seed_for(object_id))
+                               protocol.seed_for(object_id), _sampler(protocol))
     write_array(path, cloud)
     return cloud
 
@@ -91,7 +95,7 @@ def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Prot
     rig = protocol.eval_rig()
     rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
     cloud = sample_point_cloud(rig_render.depth, rig.cameras,
-                               protocol.spec["pointcloud"]["points"], case.seed)
+                               protocol.spec["pointcloud"]["points"], case.seed, _sampler(protocol))
     return {"psnr_masked": float(np.mean(psnr)), "ssim_masked": float(np.mean(ssim))}, cloud, rig_render
 
 

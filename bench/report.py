@@ -1,8 +1,10 @@
 """Aggregate records into the leaderboard: one row per (method, protocol, views).
 
 Per-object metrics (masked PSNR/SSIM) are averaged over successful objects; set-level metrics
-(COV/MMD) are computed once from all stored point clouds of the group against the GT clouds of
-every object whose asset loaded. mmd_cd is reported x1000, cov_cd x100 (%), as the papers print.
+(COV/MMD, P-FID/P-KID) are computed once from all stored point clouds of the group against the
+GT clouds of every object whose asset loaded; `n_geometry` says how many generated clouds they
+used. mmd_cd is reported x1000, cov_cd x100 (%), as the papers print. P-FID/P-KID need Point-E's
+`pointnet.pt`; without it they are NaN and the `notes` column says why.
 """
 
 from __future__ import annotations
@@ -16,14 +18,42 @@ from bench.metrics.geometry import coverage_mmd
 from bench.store import gt_cloud_path, load_records
 
 COLUMNS = ["method", "protocol", "views", "n", "success_rate", "psnr_masked", "ssim_masked",
-           "mmd_cd", "cov_cd", "dataset", "protocol_hash", "rasterizer"]
+           "mmd_cd", "cov_cd", "pfid_pointnet", "pkid_pointnet", "pkid_pointnet_std", "n_geometry",
+           "dataset", "protocol_hash", "rasterizer", "pointnet_sha256", "notes"]
 
 
-def aggregate(out: str | Path) -> pd.DataFrame:
+class _PointNet:
+    """Loads Point-E's PointNet++ once per report, or remembers why it could not."""
+
+    def __init__(self, weights: str | None):
+        self.model, self.sha256, self.missing = None, "", ""
+        try:
+            from bench.metrics.pointnet import WeightsMissing, load_pointnet
+        except ImportError as e:  # torch absent
+            self.missing = f"pfid_pointnet: {e}"
+            return
+        try:
+            self.model, self.sha256 = load_pointnet(weights)
+        except WeightsMissing as e:
+            self.missing = f"pfid_pointnet missing: {e}"
+
+    def scores(self, gens: list, refs: list) -> tuple[float, float, float]:
+        from bench.metrics.pointnet import p_fid, p_kid, pointnet_features
+
+        if self.model is None or len(gens) < 2 or len(refs) < 2:
+            return float("nan"), float("nan"), float("nan")
+        fg, fr = pointnet_features(self.model, gens), pointnet_features(self.model, refs)
+        kid, kid_std = p_kid(fg, fr)
+        return p_fid(fg, fr), kid, kid_std
+
+
+def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFrame:
+    """pointnet_weights: path to pointnet.pt (default: $AMODAL_BENCH_POINTNET or the cache)."""
     out = Path(out)
     records = load_records(out)
     if not records:
         raise ValueError(f"no records under {out / 'records'}")
+    pointnet = _PointNet(pointnet_weights)
     groups: dict[tuple, list] = {}
     for r in records:
         groups.setdefault((r.method, r.protocol, r.views), []).append(r)
@@ -37,22 +67,28 @@ def aggregate(out: str | Path) -> pd.DataFrame:
         ref_ids = sorted({r.object_id for r in recs
                           if gt_cloud_path(out, protocol, r.object_id).is_file()})
         refs = [np.load(gt_cloud_path(out, protocol, i)) for i in ref_ids]
-        gens = [np.load(out / r.pointcloud) for r in ok]
+        gens = [np.load(out / r.pointcloud) for r in ok if r.pointcloud]
         cov, mmd = coverage_mmd(gens, refs) if refs else (float("nan"), float("nan"))
+        pfid, pkid, pkid_std = pointnet.scores(gens, refs)
+        notes = [pointnet.missing] if pointnet.missing else []
+        if len(gens) < len(ok):
+            notes.append(f"{len(ok) - len(gens)} generations rendered nothing in the eval rig")
         rows.append({
             "method": method, "protocol": protocol, "views": views, "n": len(recs),
             "success_rate": len(ok) / len(recs),
             "psnr_masked": float(np.mean([r.metrics["psnr_masked"] for r in ok])) if ok else np.nan,
             "ssim_masked": float(np.mean([r.metrics["ssim_masked"] for r in ok])) if ok else np.nan,
-            "mmd_cd": mmd * 1000, "cov_cd": cov * 100, "dataset": recs[0].dataset,
-            "protocol_hash": hashes.pop(),
+            "mmd_cd": mmd * 1000, "cov_cd": cov * 100, "pfid_pointnet": pfid,
+            "pkid_pointnet": pkid, "pkid_pointnet_std": pkid_std, "n_geometry": len(gens),
+            "dataset": recs[0].dataset, "protocol_hash": hashes.pop(),
             "rasterizer": ",".join(sorted({r.rasterizer for r in ok})),
+            "pointnet_sha256": pointnet.sha256, "notes": "; ".join(notes),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def write_leaderboard(out: str | Path) -> Path:
-    df = aggregate(out)
+def write_leaderboard(out: str | Path, pointnet_weights: str | None = None) -> Path:
+    df = aggregate(out, pointnet_weights)
     path = Path(out) / "leaderboard.csv"
     df.to_csv(path, index=False, float_format="%.6g")
     return path
@@ -61,7 +97,7 @@ def write_leaderboard(out: str | Path) -> Path:
 def format_table(df: pd.DataFrame) -> str:
     """A terminal table with arrows for metric direction."""
     shown = df[["method", "protocol", "views", "n", "success_rate", "psnr_masked", "ssim_masked",
-                "mmd_cd", "cov_cd"]].rename(columns={
+                "mmd_cd", "cov_cd", "pfid_pointnet"]].rename(columns={
                     "success_rate": "success↑", "psnr_masked": "PSNR-m↑", "ssim_masked": "SSIM-m↑",
-                    "mmd_cd": "MMD‰↓", "cov_cd": "COV%↑"})
+                    "mmd_cd": "MMD‰↓", "cov_cd": "COV%↑", "pfid_pointnet": "P-FID↓"})
     return shown.to_string(index=False, float_format=lambda x: f"{x:.4g}")

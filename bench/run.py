@@ -94,9 +94,14 @@ def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Prot
             for i, v in enumerate(case.views)]
     rig = protocol.eval_rig()
     rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
-    cloud = sample_point_cloud(rig_render.depth, rig.cameras,
-                               protocol.spec["pointcloud"]["points"], case.seed, _sampler(protocol))
-    return {"psnr_masked": float(np.mean(psnr)), "ssim_masked": float(np.mean(ssim))}, cloud, rig_render
+    try:
+        cloud, geometry_error = sample_point_cloud(
+            rig_render.depth, rig.cameras, protocol.spec["pointcloud"]["points"], case.seed,
+            _sampler(protocol)), ""
+    except ValueError as e:  # nothing rendered: a failure for the geometry metrics only
+        cloud, geometry_error = None, str(e)
+    metrics = {"psnr_masked": float(np.mean(psnr)), "ssim_masked": float(np.mean(ssim))}
+    return metrics, cloud, geometry_error, rig_render
 
 
 def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
@@ -150,19 +155,22 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                 gen = get_adapter(method).generate(case)
                 if gen.mesh is None:
                     raise ValueError(gen.meta.get("reason", "method returned no mesh"))
-                metrics, cloud, rig_render = _evaluate_generation(gen.mesh, case, gt_inputs,
-                                                                  protocol, config)
+                metrics, cloud, geometry_error, rig_render = _evaluate_generation(
+                    gen.mesh, case, gt_inputs, protocol, config)
             except Exception as e:  # failures are data: record and go on
                 fail(method, views, f"{type(e).__name__}: {e}", traceback.format_exc(), backend)
                 written += 1
                 continue
             cpath = cloud_path(out, protocol.name, method, views, object_id)
-            write_array(cpath, cloud)
+            if cloud is not None:
+                write_array(cpath, cloud)
             write_record(record_path(out, protocol.name, method, views, object_id),
                          Record(method=method, views=views, status="ok", metrics=metrics,
-                                pointcloud=str(cpath.relative_to(out)), rasterizer=backend,
+                                pointcloud=str(cpath.relative_to(out)) if cloud is not None else "",
+                                rasterizer=backend,
                                 seconds=round(time.perf_counter() - t0, 3),
                                 meta={"occlusion_ratio": case.occlusion_ratio,
+                                      "geometry_error": geometry_error,
                                       "view_yaws_deg": [v.yaw_deg for v in case.views],
                                       "visible_fractions": [v.visible_fraction for v in case.views],
                                       "generation": {k: v for k, v in gen.meta.items()

@@ -174,3 +174,15 @@ def test_texture_sampling_matches_scipy_bilinear():
     ref = np.stack([map_coordinates(tex[..., c].astype(np.float64), coords, order=1,
                                     mode="grid-wrap") for c in range(3)], 1) / 255
     np.testing.assert_allclose(rgb, ref, atol=1e-5)
+
+
+def test_torchvision_imports_after_the_egl_context():
+    # regression: Mesa's llvmpipe and triton both carry LLVM; importing triton (via torchvision
+    # or clean-fid) after the EGL context existed segfaulted. A fresh process proves it.
+    import subprocess
+    import sys
+
+    code = ("from bench.render import get_rasterizer; get_rasterizer('moderngl');"
+            "import torchvision; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

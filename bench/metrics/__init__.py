@@ -1,4 +1,5 @@
-"""Metrics: image (masked PSNR/SSIM), geometry (Chamfer, COV/MMD).
+"""Metrics: image (masked PSNR/SSIM), geometry (Chamfer, COV/MMD), distribution (FID/KID core),
+pointnet (P-FID/P-KID), parts (HoloPart part completion).
 
 Each metric declares its direction in HIGHER_IS_BETTER, used by reports and drift checks.
 """
@@ -8,5 +9,10 @@ HIGHER_IS_BETTER = {
     "ssim_masked": True,
     "mmd_cd": False,
     "cov_cd": True,
+    "pfid_pointnet": False,
+    "pkid_pointnet": False,
+    "part_chamfer": False,
+    "part_iou": True,
+    "part_fscore": True,
     "success_rate": True,
 }

@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     farthest_point_sampling(np.random.default_rng(1).random((2000, 3)), 16, 0)  # JIT warm-up
     for name, pts in _clouds(args.points).items():
         start = len(pts) // 3
-        t_ours, ours = _timed(lambda: farthest_point_sampling(pts, N_SAMPLES, start))
-        t_ref, ref = _timed(lambda: fpsample.fps_sampling(pts, N_SAMPLES, start_idx=start))
-        t_bucket, bucket = _timed(lambda: farthest_point_sampling(pts, N_SAMPLES, start,
-                                                                  "fps_bucket"))
+        t_ours, ours = _timed(lambda p=pts, s=start: farthest_point_sampling(p, N_SAMPLES, s))
+        t_ref, ref = _timed(lambda p=pts, s=start: fpsample.fps_sampling(p, N_SAMPLES, start_idx=s))
+        t_bucket, bucket = _timed(lambda p=pts, s=start: farthest_point_sampling(p, N_SAMPLES, s,
+                                                                                 "fps_bucket"))
         same = np.array_equal(ours, np.asarray(ref, np.int64))
         overlap = len(np.intersect1d(ours, bucket)) / N_SAMPLES
         print(f"{name}: exact {t_ours:.3f} s, fpsample exact {t_ref:.3f} s "

@@ -64,3 +64,38 @@ def test_mixed_protocol_versions_refused(tmp_path):
 def test_empty_run_dir_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no records"):
         aggregate(tmp_path)
+
+
+def test_pfid_reported_with_weights_and_missing_without(tmp_path, monkeypatch):
+    # P-FID needs Point-E's pointnet.pt: with a file in that format (seeded random weights,
+    # written here) the report computes it and records the file's sha256; without, NaN + reason
+    import hashlib
+
+    import torch
+
+    from bench.metrics.pointnet import PointNet2ClsSSG
+
+    rng = np.random.default_rng(3)
+    out = tmp_path / "run"
+    for i in range(3):
+        gt = rng.normal(size=(1024, 3)).astype(np.float32)
+        write_array(gt_cloud_path(out, "p", f"o{i}"), gt)
+        cp = cloud_path(out, "p", "m", 1, f"o{i}")
+        write_array(cp, gt + rng.normal(0, 0.05, gt.shape).astype(np.float32))
+        write_record(record_path(out, "p", "m", 1, f"o{i}"),
+                     Record(method="m", protocol="p", protocol_hash="h", dataset="gso",
+                            object_id=f"o{i}", views=1, status="ok",
+                            pointcloud=str(cp.relative_to(out)),
+                            metrics={"psnr_masked": 1.0, "ssim_masked": 1.0}))
+    monkeypatch.delenv("AMODAL_BENCH_POINTNET", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    row = aggregate(out).iloc[0]
+    assert np.isnan(row.pfid_pointnet) and "pointnet.pt" in row.notes
+    torch.manual_seed(0)
+    weights = tmp_path / "pointnet.pt"
+    torch.save({"model_state_dict": PointNet2ClsSSG().state_dict()}, weights)
+    monkeypatch.setenv("AMODAL_BENCH_POINTNET", str(weights))
+    row = aggregate(out).iloc[0]
+    assert np.isfinite(row.pfid_pointnet) and row.pfid_pointnet > 0
+    assert row.pointnet_sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert not isinstance(row.notes, str) or "pointnet.pt" not in row.notes

@@ -123,3 +123,39 @@ def test_killed_run_resumes(small_data, tmp_path):
 def test_unknown_method_fails_before_work(small_data, tmp_path):
     with pytest.raises(ValueError, match="valid: oracle, visible"):
         run(_config(tmp_path / "run", small_data, methods=["nope"]), progress=False)
+
+
+class _Offscreen:
+    """A method whose mesh lies behind every camera: the eval rig renders nothing."""
+
+    name = "offscreen"
+
+    @classmethod
+    def availability(cls):
+        return True, ""
+
+    def generate(self, case):
+        import numpy as np
+
+        from bench.adapter import Generation
+        from bench.assets import Mesh
+
+        return Generation(Mesh(np.array([[0, 0, 50.0], [0.1, 0, 50], [0, 0.1, 50]]), [[0, 1, 2]]))
+
+
+def test_generation_that_renders_nothing_fails_geometry_only(small_data, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from bench import adapter
+
+    monkeypatch.setitem(adapter.REGISTRY, "offscreen", "tests.test_run:_Offscreen")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    out = tmp_path / "run"
+    run(_config(out, small_data, methods=["oracle", "offscreen"]), progress=False)
+    recs = [r for r in load_records(out) if r.method == "offscreen"]
+    assert recs and all(r.ok and r.pointcloud == "" for r in recs)
+    assert all("empty point cloud" in r.meta["geometry_error"] for r in recs)
+    board = pd.read_csv(out / "leaderboard.csv").set_index("method")
+    assert board.loc["offscreen", "n_geometry"] == 0 and board.loc["oracle", "n_geometry"] == 2
+    assert "rendered nothing" in board.loc["offscreen", "notes"]
+    assert board.loc["offscreen", "cov_cd"] == 0

@@ -38,6 +38,14 @@ def _methods(value: str) -> list[str]:
     return names
 
 
+def _protocol(value: str) -> str:
+    try:
+        load_protocol(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    return value
+
+
 def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
     p.add_argument("--data", help="dataset root (default: $AMODAL_BENCH_GSO or ../shared/data/gso)")
     p.add_argument("--dataset", default="gso", choices=list_datasets())
@@ -50,7 +58,8 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
     p.add_argument("--cache", default=None, help="GT cache dir (default ~/.cache/amodal-bench)")
     p.add_argument("--sheets", type=int, default=3, help="contact sheets for the first N objects")
     if not demo:
-        p.add_argument("--protocol", required=True, choices=list_protocols())
+        p.add_argument("--protocol", required=True, type=_protocol,
+                       help=f"a name ({', '.join(list_protocols())}) or a protocol YAML path")
         p.add_argument("--methods", type=_methods, required=True,
                        help=f"comma-separated, from: {', '.join(list_methods())}")
 

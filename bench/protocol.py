@@ -39,8 +39,14 @@ class Protocol:
         return Rig.from_spec(f"{self.name}/eval", self.spec["eval_rig"])
 
     def seed_for(self, object_id: str) -> int:
-        """The one seed of (protocol, object): all randomness of a case flows from it."""
-        h = hashlib.sha256(f"{self.name}/{self.content_hash}/{object_id}".encode()).digest()
+        """The one seed of (protocol, object): all randomness of a case flows from it.
+
+        Derived from the protocol's `seed` key (default: its name) and the object id, not from
+        the content hash, so a variant that only changes evaluation settings (e.g. the point
+        sampler) can declare `seed: <parent name>` and see exactly the same occluded inputs.
+        Records still carry the content hash, so results of different versions never mix."""
+        key = self.spec.get("seed", self.name)
+        h = hashlib.sha256(f"{key}/{object_id}".encode()).digest()
         return int.from_bytes(h[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from bench.assets import Asset
 from bench.cameras import Camera, camera_from_yaw_pitch
-from bench.occlusion import grow_occlusion, view_masks
+from bench.occlusion import OcclusionError, grow_occlusion, view_masks
 from bench.protocol import Protocol
 from bench.render import render
 from bench.render.shading import background_rgb
@@ -59,11 +59,16 @@ class AmodalCase:
     background: str
     occlusion_ratio: float
     source: str = ""  # the GT mesh path: read only by the oracle baseline
+    degree: float | None = None  # fixed occlusion degree of a sweep setting
     meta: dict = field(default_factory=dict)
+    # (F,) bool occluded faces of the GT mesh: for pictures only, never exported to methods
+    occluded_faces: np.ndarray | None = field(default=None, repr=False)
 
 
 def _sample_views(asset: Asset, protocol: Protocol, occluded: np.ndarray, n: int,
-                  rng: np.random.Generator) -> list[InputView]:
+                  rng: np.random.Generator, rejected: list[dict]) -> list[InputView]:
+    """Draw input cameras until n views have a visible fraction in the protocol's range;
+    every rejected candidate is appended to `rejected` (yaw, pitch, visible fraction)."""
     spec = protocol.spec["input"]
     lo, hi = spec.get("visible_fraction", [0.0, 1.0])
     occluder = background_rgb(protocol.spec["occlusion"].get("occluder_color", "black"))
@@ -83,6 +88,7 @@ def _sample_views(asset: Asset, protocol: Protocol, occluded: np.ndarray, n: int
         sil = vis.sum() + occ.sum()
         frac = vis.sum() / sil if sil else 0.0
         if not lo <= frac <= hi:
+            rejected.append({"yaw_deg": yaw, "pitch_deg": pitch, "visible_fraction": float(frac)})
             continue
         rgb = r.rgb[0].copy()
         rgb[occ] = occluder
@@ -91,17 +97,30 @@ def _sample_views(asset: Asset, protocol: Protocol, occluded: np.ndarray, n: int
     return views
 
 
-def build_case(asset: Asset, protocol: Protocol, n_views: int) -> AmodalCase:
-    """The deterministic case of (protocol, object, n_views): same seed -> same case."""
+def build_case(asset: Asset, protocol: Protocol, n_views: int,
+               degree: float | None = None) -> AmodalCase:
+    """The deterministic case of (protocol, object, n_views[, degree]): same seed -> same case.
+
+    degree: a fixed 3D occlusion ratio (occlusion sweeps) instead of the protocol's sampled range.
+    Raises CaseError when the protocol cannot be met (triangle soup, views never qualify)."""
     seed = protocol.seed_for(asset.object_id)
     rng = np.random.default_rng(seed)
     occ_spec = protocol.spec["occlusion"]
-    ratio = float(rng.uniform(*occ_spec["ratio"]))
-    occluded = grow_occlusion(asset.mesh, ratio, rng, occ_spec.get("by", "faces"))
+    if degree is None:
+        ratio = float(rng.uniform(*occ_spec["ratio"]))
+    else:
+        ratio = float(degree)
+    try:
+        occluded = grow_occlusion(asset.mesh, ratio, rng, occ_spec.get("by", "faces"),
+                                  int(occ_spec.get("seed_faces", 1)))
+    except OcclusionError as e:
+        raise CaseError(f"occlusion: {e}") from e
     # the input views of a setting are drawn after the occlusion, from a stream of their own
-    view_rng = np.random.default_rng([seed, n_views])
-    views = _sample_views(asset, protocol, occluded, n_views, view_rng)
+    key = [seed, n_views] if degree is None else [seed, n_views, round(degree * 100)]
+    view_rng = np.random.default_rng(key)
+    rejected: list[dict] = []
+    views = _sample_views(asset, protocol, occluded, n_views, view_rng, rejected)
     return AmodalCase(asset.object_id, protocol.name, protocol.content_hash, n_views, seed, views,
-                      protocol.background, ratio, asset.source,
+                      protocol.background, ratio, asset.source, degree,
                       {"occluded_faces": int(occluded.sum()), "faces": len(occluded),
-                       "up_axis": asset.up_axis})
+                       "up_axis": asset.up_axis, "rejected_views": rejected}, occluded)

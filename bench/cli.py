@@ -4,6 +4,9 @@
                      --limit N --out DIR
     amodal-bench demo            # all GSO objects, both baselines, prints the leaderboard
     amodal-bench report RUN      # re-aggregate a run directory
+    amodal-bench export-cases --protocol P --out CASES    # cases on disk for external methods
+    amodal-bench import --cases CASES --methods m1,m2     # evaluate their outputs
+    amodal-bench show-case --protocol P --objects id --out DIR
     amodal-bench ls protocols|methods|datasets|rasterizers
 """
 
@@ -64,6 +67,74 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
                        help=f"comma-separated, from: {', '.join(list_methods())}")
 
 
+def _add_case_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", required=True, type=_protocol,
+                   help=f"a name ({', '.join(list_protocols())}) or a protocol YAML path")
+    p.add_argument("--data", help="dataset root (default: $AMODAL_BENCH_GSO or ../shared/data/gso)")
+    p.add_argument("--dataset", default="gso", choices=list_datasets())
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--objects", type=lambda s: [o for o in s.split(",") if o], default=[])
+
+
+def _iter_cases(args):
+    """(asset, [cases of every setting], [failure lines]) per object."""
+    from tqdm import tqdm
+
+    from bench.assets import AssetError
+    from bench.cases import CaseError, build_case
+    from bench.dataset import open_dataset
+
+    protocol = load_protocol(args.protocol)
+    ds = open_dataset(args.dataset, args.data)
+    ids = args.objects or ds.object_ids
+    ids = ids[: args.limit] if args.limit else ids
+    for oid in tqdm(ids, desc=protocol.name, unit="obj"):
+        try:
+            asset = ds.load(oid)
+        except AssetError as e:
+            yield oid, None, [], [f"{oid}: asset: {e}"]
+            continue
+        cases, failures = [], []
+        for st in protocol.settings:
+            try:
+                cases.append(build_case(asset, protocol, st.views, st.degree))
+            except CaseError as e:
+                failures.append(f"{oid} {st.label}: {e}")
+        yield oid, asset, cases, failures
+
+
+def _cmd_export(args) -> int:
+    from bench.casefile import export_cases
+
+    protocol = load_protocol(args.protocol)
+    failures: list[str] = []
+
+    def cases():
+        for _, _, object_cases, fails in _iter_cases(args):
+            failures.extend(fails)
+            yield from object_cases
+
+    manifest = export_cases(cases(), Path(args.out), protocol, args.dataset)
+    for line in failures:
+        print(f"not exported: {line}")
+    print(f"manifest: {manifest}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from bench.viz import write_case_sheet
+
+    protocol = load_protocol(args.protocol)
+    for oid, asset, cases, failures in _iter_cases(args):
+        for line in failures:
+            print(f"no case: {line}")
+        if cases:
+            path = write_case_sheet(Path(args.out) / protocol.name / f"{oid}.png", asset.mesh,
+                                    protocol, cases)
+            print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="amodal-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -71,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
                   demo=False)
     _add_run_args(sub.add_parser("demo", help=f"{DEMO_PROTOCOL} on GSO with "
                                  f"{' and '.join(DEMO_METHODS)}"), demo=True)
+    exp = sub.add_parser("export-cases", help="write the occluded cases to disk for external methods")
+    _add_case_args(exp)
+    exp.add_argument("--out", required=True, help="CASES directory")
+    show = sub.add_parser("show-case", help="contact sheets of inputs, masks, selected/rejected views")
+    _add_case_args(show)
+    show.add_argument("--out", required=True, help="directory for the PNG sheets")
+    imp = sub.add_parser("import", help="evaluate method outputs written into exported cases")
+    imp.add_argument("--cases", required=True, help="CASES directory written by export-cases")
+    imp.add_argument("--methods", required=True, type=lambda v: [m for m in v.split(",") if m],
+                     help="comma-separated output folder names under output/")
+    _add_run_args(imp, demo=True)
+    imp.set_defaults(out=None)
     rep = sub.add_parser("report", help="aggregate run directories into a leaderboard")
     rep.add_argument("runs", nargs="+")
     ls = sub.add_parser("ls", help="list what exists")
@@ -78,7 +161,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_run(args, protocol: str, methods: list[str]) -> int:
+def _cmd_import(args) -> int:
+    from bench.casefile import read_manifest
+
+    manifest = read_manifest(Path(args.cases))
+    protocol = manifest["protocol"]["name"]
+    if args.out is None:
+        args.out = str(Path(args.cases) / "evaluation")
+    local = load_protocol(protocol)
+    if manifest["protocol"]["content_hash"] != local.content_hash:
+        sys.stderr.write(f"amodal-bench: error: {args.cases} was exported with protocol {protocol} "
+                         f"hash {manifest['protocol']['content_hash']}, this harness has "
+                         f"{local.content_hash}\n")
+        return 2
+    args.objects = sorted({c["object_id"] for c in manifest["cases"]})
+    return _cmd_run(args, protocol, args.methods, cases=args.cases)
+
+
+def _cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -> int:
     import pandas as pd
 
     from bench.report import format_table
@@ -87,7 +187,7 @@ def _cmd_run(args, protocol: str, methods: list[str]) -> int:
     config = RunConfig(out=args.out, protocol=protocol, methods=methods, dataset=args.dataset,
                        data=args.data, limit=args.limit, jobs=args.jobs,
                        rasterizer=args.rasterizer, cache=args.cache, sheets=args.sheets,
-                       object_ids=args.objects)
+                       object_ids=args.objects, cases=cases)
     t0 = time.perf_counter()
     try:
         path = run(config)
@@ -110,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_run(args, args.protocol, args.methods)
     if args.command == "demo":
         return _cmd_run(args, DEMO_PROTOCOL, DEMO_METHODS)
+    if args.command == "export-cases":
+        return _cmd_export(args)
+    if args.command == "show-case":
+        return _cmd_show(args)
+    if args.command == "import":
+        return _cmd_import(args)
     if args.command == "report":
         import pandas as pd
 

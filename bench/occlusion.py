@@ -14,6 +14,10 @@ import numpy as np
 from bench.assets import Mesh
 
 
+class OcclusionError(ValueError):
+    """The mesh cannot carry a grown occlusion region (a single triangle, a triangle soup)."""
+
+
 def face_adjacency(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
     """Faces sharing an edge, as CSR (indptr (F+1,), indices). Vertices are merged by position
     first, so UV seams (duplicated vertices) do not cut the surface apart."""
@@ -52,24 +56,38 @@ def face_areas(mesh: Mesh) -> np.ndarray:
                                          v[mesh.faces[:, 2]] - v[mesh.faces[:, 0]]), axis=1)
 
 
-def grow_occlusion(mesh: Mesh, ratio: float, rng: np.random.Generator, by: str = "faces") -> np.ndarray:
-    """Occlude a connected face region grown breadth-first from a random seed face.
+def grow_occlusion(mesh: Mesh, ratio: float, rng: np.random.Generator, by: str = "faces",
+                   seed_faces: int = 1) -> np.ndarray:
+    """Occlude a face region grown breadth-first from `seed_faces` random start faces at once.
 
     ratio: target share of faces (by='faces') or of surface area (by='area'), in [0, 1].
-    When a connected component is exhausted before the target, growth restarts from a new random
-    unoccluded face. Returns (F,) bool, True = occluded.
+    seed_faces: 1 gives one connected region (the papers' description); the public
+    3d_mask_render.py grows from several start faces. When the queue empties before the target
+    (a connected component is exhausted), growth restarts from a new random unoccluded face.
+    Returns (F,) bool, True = occluded.
     """
     if by not in ("faces", "area"):
         raise ValueError(f"occlusion 'by' must be 'faces' or 'area', got {by!r}")
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"occlusion ratio must lie in [0, 1], got {ratio}")
     n = len(mesh.faces)
+    if n < 2:
+        raise OcclusionError("a single triangle cannot be partly occluded")
     weight = np.ones(n) if by == "faces" else face_areas(mesh)
     target = ratio * weight.sum()
     indptr, nbrs = face_adjacency(mesh)
+    if len(nbrs) == 0:
+        raise OcclusionError(f"triangle soup: none of the {n} faces shares an edge, so no region "
+                             "can grow over the surface")
     occluded = np.zeros(n, bool)
     covered = 0.0
     queue: deque[int] = deque()
+    if seed_faces > 1:  # several simultaneous start faces (seed_faces == 1 starts in the loop)
+        for f in rng.choice(n, size=min(seed_faces, n), replace=False):
+            if covered < target:
+                occluded[f] = True
+                covered += weight[f]
+                queue.append(int(f))
     while covered < target:
         if not queue:
             free = np.flatnonzero(~occluded)

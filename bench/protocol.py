@@ -22,6 +22,24 @@ _REQUIRED = ("name", "dataset", "background", "eval_rig", "input", "occlusion", 
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One evaluation setting of a protocol: the number of input views and, for occlusion
+    sweeps, a fixed 3D occlusion degree (share of faces) instead of the sampled ratio."""
+
+    views: int
+    degree: float | None = None
+
+    @property
+    def label(self) -> str:
+        return setting_label(self.views, self.degree)
+
+
+def setting_label(views: int, degree: float | None = None) -> str:
+    """Folder name of a setting: views-<n>, or views-<n>-occ<percent> in a sweep."""
+    return f"views-{views}" if degree is None else f"views-{views}-occ{round(degree * 100)}"
+
+
+@dataclass(frozen=True)
 class Protocol:
     name: str
     spec: dict
@@ -34,6 +52,13 @@ class Protocol:
     @property
     def view_settings(self) -> list[int]:
         return [int(v) for v in self.spec["input"]["views"]]
+
+    @property
+    def settings(self) -> list[Setting]:
+        """views x occlusion degrees (a sweep lists `occlusion.degrees`; otherwise one None)."""
+        degrees = self.spec["occlusion"].get("degrees") or [None]
+        return [Setting(v, None if d is None else float(d)) for d in degrees
+                for v in self.view_settings]
 
     def eval_rig(self) -> Rig:
         return Rig.from_spec(f"{self.name}/eval", self.spec["eval_rig"])
@@ -66,6 +91,10 @@ def load_protocol(name_or_path: str) -> Protocol:
     missing = [k for k in _REQUIRED if k not in spec]
     if missing:
         raise ValueError(f"protocol {path} lacks {', '.join(missing)}")
+    occ = spec["occlusion"]
+    if ("ratio" in occ) == ("degrees" in occ):
+        raise ValueError(f"protocol {path}: occlusion needs exactly one of 'ratio' (a sampled "
+                         "range) or 'degrees' (a sweep)")
     if spec["background"] not in BACKGROUNDS:
         raise ValueError(f"protocol {path}: background must be one of {', '.join(BACKGROUNDS)}")
     canonical = json.dumps(spec, sort_keys=True).encode()

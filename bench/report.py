@@ -1,4 +1,4 @@
-"""Aggregate records into the leaderboard: one row per (method, protocol, views).
+"""Aggregate records into the leaderboard: one row per (method, protocol, views, occlusion degree).
 
 Per-object metrics (masked PSNR/SSIM) are averaged over successful objects; set-level metrics
 (COV/MMD, P-FID/P-KID) are computed once from all stored point clouds of the group against the
@@ -17,9 +17,9 @@ import pandas as pd
 from bench.metrics.geometry import coverage_mmd
 from bench.store import gt_cloud_path, load_records
 
-COLUMNS = ["method", "protocol", "views", "n", "success_rate", "psnr_masked", "ssim_masked",
-           "mmd_cd", "cov_cd", "pfid_pointnet", "pkid_pointnet", "pkid_pointnet_std", "n_geometry",
-           "dataset", "protocol_hash", "rasterizer", "pointnet_sha256", "notes"]
+COLUMNS = ["method", "protocol", "views", "occlusion_degree", "n", "success_rate", "psnr_masked",
+           "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "pkid_pointnet", "pkid_pointnet_std",
+           "n_geometry", "dataset", "protocol_hash", "rasterizer", "pointnet_sha256", "notes"]
 
 
 class _PointNet:
@@ -56,9 +56,10 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
     pointnet = _PointNet(pointnet_weights)
     groups: dict[tuple, list] = {}
     for r in records:
-        groups.setdefault((r.method, r.protocol, r.views), []).append(r)
+        degree = -1.0 if r.occlusion_degree is None else r.occlusion_degree  # sortable
+        groups.setdefault((r.method, r.protocol, r.views, degree), []).append(r)
     rows = []
-    for (method, protocol, views), recs in sorted(groups.items()):
+    for (method, protocol, views, degree), recs in sorted(groups.items()):
         hashes = {r.protocol_hash for r in recs}
         if len(hashes) > 1:
             raise ValueError(f"{method}/{protocol}/views-{views}: records from different protocol "
@@ -74,7 +75,8 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
         if len(gens) < len(ok):
             notes.append(f"{len(ok) - len(gens)} generations rendered nothing in the eval rig")
         rows.append({
-            "method": method, "protocol": protocol, "views": views, "n": len(recs),
+            "method": method, "protocol": protocol, "views": views,
+            "occlusion_degree": np.nan if degree < 0 else degree, "n": len(recs),
             "success_rate": len(ok) / len(recs),
             "psnr_masked": float(np.mean([r.metrics["psnr_masked"] for r in ok])) if ok else np.nan,
             "ssim_masked": float(np.mean([r.metrics["ssim_masked"] for r in ok])) if ok else np.nan,
@@ -96,8 +98,9 @@ def write_leaderboard(out: str | Path, pointnet_weights: str | None = None) -> P
 
 def format_table(df: pd.DataFrame) -> str:
     """A terminal table with arrows for metric direction."""
-    shown = df[["method", "protocol", "views", "n", "success_rate", "psnr_masked", "ssim_masked",
-                "mmd_cd", "cov_cd", "pfid_pointnet"]].rename(columns={
-                    "success_rate": "success↑", "psnr_masked": "PSNR-m↑", "ssim_masked": "SSIM-m↑",
-                    "mmd_cd": "MMD‰↓", "cov_cd": "COV%↑", "pfid_pointnet": "P-FID↓"})
+    cols = ["method", "protocol", "views", "occlusion_degree", "n", "success_rate", "psnr_masked",
+            "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet"]
+    shown = df[cols].rename(columns={
+        "occlusion_degree": "occ", "success_rate": "success↑", "psnr_masked": "PSNR-m↑",
+        "ssim_masked": "SSIM-m↑", "mmd_cd": "MMD‰↓", "cov_cd": "COV%↑", "pfid_pointnet": "P-FID↓"})
     return shown.to_string(index=False, float_format=lambda x: f"{x:.4g}")

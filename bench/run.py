@@ -54,6 +54,7 @@ class RunConfig:
     cache: str | None = None  # GT cache dir; default $AMODAL_BENCH_CACHE or ~/.cache/amodal-bench
     sheets: int = 3  # contact sheets for the first N objects
     object_ids: list[str] = field(default_factory=list)
+    cases: str | None = None  # exported CASES dir: methods are outputs found there (import)
 
 
 def cache_dir(config: RunConfig) -> Path:
@@ -104,30 +105,39 @@ def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Prot
     return metrics, cloud, geometry_error, rig_render
 
 
+def _adapter(config: RunConfig, method: str):
+    if config.cases:  # outputs computed elsewhere, read from the exported case folders
+        from bench.casefile import ImportedMethod
+
+        return ImportedMethod(Path(config.cases), method)
+    return get_adapter(method)
+
+
 def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
     """Evaluate every method and setting on one object; returns the number of records written."""
     protocol = load_protocol(config.protocol)
     ds = open_dataset(config.dataset, config.data)
     out = Path(config.out)
     prov = provenance()
-    todo = [(m, v) for v in protocol.view_settings for m in config.methods
-            if not record_path(out, protocol.name, m, v, object_id).is_file()]
+    todo = [(m, st) for st in protocol.settings for m in config.methods
+            if not record_path(out, protocol.name, m, st.views, object_id, st.degree).is_file()]
     if not todo:
         return 0
     base = dict(protocol=protocol.name, protocol_hash=protocol.content_hash, dataset=ds.name,
                 object_id=object_id, seed=protocol.seed_for(object_id), provenance=prov)
 
-    def fail(method, views, reason, tb="", backend=""):
-        write_record(record_path(out, protocol.name, method, views, object_id),
-                     Record(method=method, views=views, status="failed", reason=reason,
+    def fail(method, st, reason, tb="", backend=""):
+        write_record(record_path(out, protocol.name, method, st.views, object_id, st.degree),
+                     Record(method=method, views=st.views, occlusion_degree=st.degree,
+                            status="failed", reason=reason,
                             traceback_digest=traceback_digest(tb) if tb else "",
                             rasterizer=backend, **base))
 
     try:
         asset = ds.load(object_id)
     except AssetError as e:
-        for m, v in todo:
-            fail(m, v, f"asset: {e}")
+        for m, st in todo:
+            fail(m, st, f"asset: {e}")
         return len(todo)
     from bench.render import get_rasterizer
 
@@ -136,15 +146,15 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
     write_array(gt_cloud_path(out, protocol.name, object_id), gt)
     sheet_renders = {}
     written = 0
-    for views in protocol.view_settings:
-        methods = [m for m, v in todo if v == views]
+    for st in protocol.settings:
+        methods = [m for m, s in todo if s == st]
         if not methods:
             continue
         try:
-            case = build_case(asset, protocol, views)
+            case = build_case(asset, protocol, st.views, st.degree)
         except CaseError as e:
             for m in methods:
-                fail(m, views, f"case: {e}", backend=backend)
+                fail(m, st, f"case: {e}", backend=backend)
             written += len(methods)
             continue
         gt_inputs = render(asset.mesh, [v.camera for v in case.views], protocol.background,
@@ -152,20 +162,21 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
         for method in methods:
             t0 = time.perf_counter()
             try:
-                gen = get_adapter(method).generate(case)
+                gen = _adapter(config, method).generate(case)
                 if gen.mesh is None:
                     raise ValueError(gen.meta.get("reason", "method returned no mesh"))
                 metrics, cloud, geometry_error, rig_render = _evaluate_generation(
                     gen.mesh, case, gt_inputs, protocol, config)
             except Exception as e:  # failures are data: record and go on
-                fail(method, views, f"{type(e).__name__}: {e}", traceback.format_exc(), backend)
+                fail(method, st, f"{type(e).__name__}: {e}", traceback.format_exc(), backend)
                 written += 1
                 continue
-            cpath = cloud_path(out, protocol.name, method, views, object_id)
+            cpath = cloud_path(out, protocol.name, method, st.views, object_id, st.degree)
             if cloud is not None:
                 write_array(cpath, cloud)
-            write_record(record_path(out, protocol.name, method, views, object_id),
-                         Record(method=method, views=views, status="ok", metrics=metrics,
+            write_record(record_path(out, protocol.name, method, st.views, object_id, st.degree),
+                         Record(method=method, views=st.views, occlusion_degree=st.degree,
+                                status="ok", metrics=metrics,
                                 pointcloud=str(cpath.relative_to(out)) if cloud is not None else "",
                                 rasterizer=backend,
                                 seconds=round(time.perf_counter() - t0, 3),
@@ -178,7 +189,7 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                                 **base))
             written += 1
             if index < config.sheets:
-                sheet_renders[(method, views)] = (case, rig_render)
+                sheet_renders[(method, st.label)] = (case, rig_render)
     if sheet_renders:
         from bench.viz import write_contact_sheet
 
@@ -195,7 +206,7 @@ def run(config: RunConfig, progress: bool = True) -> Path:
 
     protocol = load_protocol(config.protocol)
     ds = open_dataset(config.dataset, config.data)
-    for m in config.methods:
+    for m in config.methods if not config.cases else []:
         from bench.adapter import adapter_class
 
         adapter_class(m)  # fail fast on an unknown method

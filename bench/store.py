@@ -2,7 +2,7 @@
 
 Layout of a run directory:
     run.json                                         the run's configuration and provenance
-    records/<protocol>/<method>/views-<n>/<object>.json
+    records/<protocol>/<method>/views-<n>[-occ<pct>]/<object>.json
     pointclouds/<protocol>/gt/<object>.npy           GT side, (4096, 3) float32
     pointclouds/<protocol>/<method>/views-<n>/<object>.npy
     leaderboard.csv
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import bench
+from bench.protocol import setting_label
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Record:
     object_id: str
     views: int
     status: str  # "ok" | "failed"
+    occlusion_degree: float | None = None  # set in occlusion sweeps
     reason: str = ""
     traceback_digest: str = ""
     metrics: dict = field(default_factory=dict)
@@ -50,16 +52,20 @@ class Record:
         return self.status == "ok"
 
 
-def record_path(out: Path, protocol: str, method: str, views: int, object_id: str) -> Path:
-    return Path(out) / "records" / protocol / method / f"views-{views}" / f"{object_id}.json"
+def record_path(out: Path, protocol: str, method: str, views: int, object_id: str,
+                degree: float | None = None) -> Path:
+    return (Path(out) / "records" / protocol / method / setting_label(views, degree)
+            / f"{object_id}.json")
 
 
 def gt_cloud_path(out: Path, protocol: str, object_id: str) -> Path:
     return Path(out) / "pointclouds" / protocol / "gt" / f"{object_id}.npy"
 
 
-def cloud_path(out: Path, protocol: str, method: str, views: int, object_id: str) -> Path:
-    return Path(out) / "pointclouds" / protocol / method / f"views-{views}" / f"{object_id}.npy"
+def cloud_path(out: Path, protocol: str, method: str, views: int, object_id: str,
+               degree: float | None = None) -> Path:
+    return (Path(out) / "pointclouds" / protocol / method / setting_label(views, degree)
+            / f"{object_id}.npy")
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -1,7 +1,8 @@
 """GSO benchmark suite: `pytest bench/ -k gso`.
 
-One test per (protocol, method, views). Each protocol is evaluated once per session on the first
-AMODAL_BENCH_GSO_LIMIT objects (default 6) with both baselines; the tests then check that the
+One test per (protocol, method, setting), a setting being a number of input views and, in
+occlusion sweeps, an occlusion degree. Each protocol is evaluated once per session on the first
+AMODAL_BENCH_GSO_LIMIT objects (default 4) with both baselines; the tests then check that the
 oracle is perfect and that `visible` is worse, which checks the harness end to end on real data.
 Skips with a clear reason when the GSO data is absent.
 """
@@ -18,9 +19,9 @@ from bench.dataset import default_root
 from bench.protocol import list_protocols, load_protocol
 
 METHODS = ["oracle", "visible"]
-LIMIT = int(os.environ.get("AMODAL_BENCH_GSO_LIMIT", "6"))
-CASES = [(p, m, v) for p in list_protocols() if load_protocol(p).spec["dataset"] == "gso"
-         for v in load_protocol(p).view_settings for m in METHODS]
+LIMIT = int(os.environ.get("AMODAL_BENCH_GSO_LIMIT", "4"))
+CASES = [(p, m, s) for p in list_protocols() if load_protocol(p).spec["dataset"] == "gso"
+         for s in load_protocol(p).settings for m in METHODS]
 
 
 @pytest.fixture(scope="session")
@@ -41,19 +42,21 @@ def gso_leaderboards(tmp_path_factory) -> dict[str, pd.DataFrame]:
     return boards
 
 
-def _row(board: pd.DataFrame, method: str, views: int) -> pd.Series:
-    rows = board[(board.method == method) & (board.views == views)]
+def _row(board: pd.DataFrame, method: str, setting) -> pd.Series:
+    degree = board.occlusion_degree
+    same_degree = degree.isna() if setting.degree is None else (degree - setting.degree).abs() < 1e-9
+    rows = board[(board.method == method) & (board.views == setting.views) & same_degree]
     assert len(rows) == 1, board
     return rows.iloc[0]
 
 
 @pytest.mark.gso
-@pytest.mark.parametrize("protocol,method,views", CASES,
-                         ids=[f"gso-{p}-{m}-{v}view" for p, m, v in CASES])
-def test_gso(gso_leaderboards, protocol, method, views):
+@pytest.mark.parametrize("protocol,method,setting", CASES,
+                         ids=[f"gso-{p}-{m}-{s.label}" for p, m, s in CASES])
+def test_gso(gso_leaderboards, protocol, method, setting):
     board = gso_leaderboards[protocol]
-    row = _row(board, method, views)
-    oracle = _row(board, "oracle", views)
+    row = _row(board, method, setting)
+    oracle = _row(board, "oracle", setting)
     assert row.n == LIMIT
     if method == "oracle":
         # the oracle returns the GT mesh: every metric must be perfect

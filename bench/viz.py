@@ -28,21 +28,60 @@ def mask_overlay(rgb: np.ndarray, visibility: np.ndarray, occlusion: np.ndarray)
 
 def write_contact_sheet(path: Path, gt_rig, generations: dict) -> Path:
     """One row per input setting's views (RGB, visibility, occlusion, overlay), one row with the
-    GT rig renders, one row per method's rig renders. generations: {(method, views): (case, render)}."""
+    GT rig renders, one row per method's rig renders.
+    generations: {(method, setting label): (case, render)}."""
     rows: list[tuple[str, list[np.ndarray]]] = []
     seen = set()
-    for (_, views), (case, _) in sorted(generations.items()):
-        if views in seen:
+    for (_, label), (case, _) in sorted(generations.items()):
+        if label in seen:
             continue
-        seen.add(views)
+        seen.add(label)
         for i, v in enumerate(case.views):
-            rows.append((f"input {i + 1}/{views} yaw {v.yaw_deg:.0f} vis {v.visible_fraction:.2f}",
+            rows.append((f"{label} input {i + 1} yaw {v.yaw_deg:.0f} vis {v.visible_fraction:.2f}",
                          [v.rgb, v.visibility_mask.astype(np.uint8) * 255,
                           v.occlusion_mask.astype(np.uint8) * 255,
                           mask_overlay(v.rgb, v.visibility_mask, v.occlusion_mask)]))
     rows.append(("ground truth rig", list(gt_rig.rgb)))
-    for (method, views), (_, r) in sorted(generations.items()):
-        rows.append((f"{method} ({views} view{'s' if views > 1 else ''}) rig", list(r.rgb)))
+    for (method, label), (_, r) in sorted(generations.items()):
+        rows.append((f"{method} ({label}) rig", list(r.rgb)))
+    return _compose(path, rows)
+
+
+def write_case_sheet(path: Path, mesh, protocol, cases: list, max_rejected: int = 4) -> Path:
+    """`amodal-bench show-case`: per setting, the selected input views (RGB, visibility mask,
+    occlusion mask, overlay) and up to `max_rejected` rejected candidate views (overlay), each
+    labelled with its yaw and visible fraction. mesh: the GT Mesh the cases were built from;
+    protocol: their Protocol (for the input camera intrinsics)."""
+    from bench.cameras import camera_from_yaw_pitch
+    from bench.occlusion import view_masks
+    from bench.render import render
+
+    rows: list[tuple[str, list[np.ndarray]]] = []
+    for case in cases:
+        label = f"views-{case.n_views}" + ("" if case.degree is None else f" occ {case.degree:.0%}")
+        for i, v in enumerate(case.views):
+            rows.append((f"{label} selected {i + 1}: yaw {v.yaw_deg:.0f} visible "
+                         f"{v.visible_fraction:.2f} (occlusion ratio {case.occlusion_ratio:.2f})",
+                         [v.rgb, v.visibility_mask.astype(np.uint8) * 255,
+                          v.occlusion_mask.astype(np.uint8) * 255,
+                          mask_overlay(v.rgb, v.visibility_mask, v.occlusion_mask)]))
+        rejected = case.meta.get("rejected_views", [])[:max_rejected]
+        spec = protocol.spec["input"]
+        if rejected and case.occluded_faces is not None:
+            tiles = []
+            for rv in rejected:
+                cam = camera_from_yaw_pitch(rv["yaw_deg"], rv["pitch_deg"], float(spec["radius"]),
+                                            float(spec["fov_deg"]), int(spec["resolution"]))
+                r = render(mesh, [cam], case.background)
+                vis, occ = view_masks(r.face_id[0], case.occluded_faces)
+                tiles.append(mask_overlay(np.round(r.rgb[0] * 255).astype(np.uint8), vis, occ))
+            names = ", ".join(f"yaw {rv['yaw_deg']:.0f} vis {rv['visible_fraction']:.2f}"
+                              for rv in rejected)
+            rows.append((f"{label} rejected: {names}", tiles))
+    return _compose(path, rows)
+
+
+def _compose(path: Path, rows: list[tuple[str, list[np.ndarray]]]) -> Path:
     ncol = max(len(images) for _, images in rows)
     label_h = 18
     sheet = Image.new("RGB", (ncol * TILE, len(rows) * (TILE + label_h)), (255, 255, 255))

@@ -65,3 +65,17 @@ def textured_quad() -> Mesh:
 def quad_mesh() -> Mesh:
     return textured_quad()
 
+
+
+def one_view_protocol(tmp: Path) -> str:
+    """amodal3r-gso with a single setting (1 view), same inputs (seed key), to keep tests short."""
+    import yaml
+
+    from bench.protocol import PROTOCOL_DIR
+
+    spec = yaml.safe_load((PROTOCOL_DIR / "amodal3r-gso.yaml").read_text())
+    spec["input"]["views"] = [1]
+    spec["seed"] = "amodal3r-gso"
+    path = tmp / "amodal3r-gso-1view.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)

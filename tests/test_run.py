@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import one_view_protocol
 
 from bench.run import RunConfig, run
 from bench.store import load_records
@@ -21,7 +22,8 @@ OBJECTS = ["Diet_Pepsi_Soda_Cola12_Pack_12_oz_Cans", "Room_Essentials_Salad_Plat
 
 
 def _config(out, data, **kw) -> RunConfig:
-    base = dict(out=str(out), protocol="amodal3r-gso", methods=METHODS, data=str(data), jobs=1,
+    base = dict(out=str(out), protocol=one_view_protocol(Path(data).parent), methods=METHODS,
+                data=str(data), jobs=1,
                 cache=str(Path(out) / "cache"), sheets=0, object_ids=list(OBJECTS))
     return RunConfig(**{**base, **kw})
 
@@ -103,7 +105,7 @@ def test_killed_run_resumes(small_data, tmp_path):
     # a real CLI process, killed as soon as its first record lands, then run again to completion
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "bench.cli", "run", "--data", str(small_data), "--protocol",
-           "amodal3r-gso", "--methods", "oracle,visible", "--out", str(out), "--jobs", "1",
+           one_view_protocol(tmp_path), "--methods", "oracle,visible", "--out", str(out), "--jobs", "1",
            "--sheets", "0", "--cache", str(tmp_path / "cache"), "--objects", ",".join(OBJECTS)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

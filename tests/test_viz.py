@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import one_view_protocol
 from PIL import Image
 
 from bench.viz import TILE, mask_overlay
@@ -23,10 +24,10 @@ def test_contact_sheet_from_a_run(gso_root, tmp_path):
     from bench.run import RunConfig, run
 
     out = tmp_path / "run"
-    run(RunConfig(out=str(out), protocol="amodal3r-gso", methods=["oracle", "visible"],
+    run(RunConfig(out=str(out), protocol=one_view_protocol(tmp_path), methods=["oracle", "visible"],
                   data=str(gso_root), jobs=1, cache=str(tmp_path / "c"), sheets=1,
                   object_ids=["Android_Lego"]), progress=False)
-    sheet = np.asarray(Image.open(out / "sheets" / "amodal3r-gso" / "Android_Lego.png"))
+    sheet = np.asarray(Image.open(out / "sheets" / "amodal3r-gso" / "Android_Lego.png"))  # its name
     # rows: 1 input view, GT rig, oracle rig, visible rig; 4 tiles wide (the 4-view rig)
     assert sheet.shape[1] == 4 * TILE and sheet.shape[0] == 4 * (TILE + 18)
     # the GT row and the oracle row are the same picture; neither is blank

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from bench.masks2d import check_mask
+
 AMODAL3R_BACKGROUND, AMODAL3R_VISIBLE, AMODAL3R_OCCLUDED = 255, 188, 0
 AMODAL3R_BACKGROUND_ABOVE = 230  # mask > 230: background
 AMODAL3R_OCCLUDED_BELOW = 127  # mask < 127: occluded (before dilation)
@@ -35,15 +37,6 @@ GENA3D_FILES = {
     "visibility": "visibility_instance_mask.png",
     "occlusion": "occ_mask0.png",
 }
-
-
-def _check_bool(name: str, mask: object, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.ndim != 2:
-        got = f"{mask.dtype} {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
-        raise ValueError(f"{name} must be a 2D bool array (H, W), got {got}")
-    if shape is not None and mask.shape != shape:
-        raise ValueError(f"{name} has shape {mask.shape}, expected {shape}")
-    return mask
 
 
 def _check_uint8(name: str, image: object, ndim: int, channels: tuple[int, ...] = ()) -> np.ndarray:
@@ -119,8 +112,8 @@ def encode_amodal3r(rgb: np.ndarray, visibility: np.ndarray, occlusion: np.ndarr
     background, and rgb elsewhere; feeding it back through their preprocessing changes nothing.
     """
     _check_uint8("rgb", rgb, 3, (3,))
-    vis = _check_bool("visibility", visibility, rgb.shape[:2])
-    occ = _check_bool("occlusion", occlusion, rgb.shape[:2])
+    vis = check_mask("visibility", visibility, rgb.shape[:2])
+    occ = check_mask("occlusion", occlusion, rgb.shape[:2])
     _check_disjoint(vis, occ)
     mask = np.full(vis.shape, AMODAL3R_BACKGROUND, dtype=np.uint8)
     mask[vis] = AMODAL3R_VISIBLE
@@ -142,8 +135,8 @@ def encode_gena3d(completed_rgb: np.ndarray, rgb: np.ndarray, visibility: np.nda
     _check_uint8("rgb", rgb, 3, (3, 4))
     if rgb.shape[:2] != completed_rgb.shape[:2]:
         raise ValueError(f"rgb has size {rgb.shape[:2]}, completed_rgb {completed_rgb.shape[:2]}")
-    vis = _check_bool("visibility", visibility, rgb.shape[:2])
-    occ = _check_bool("occlusion", occlusion, rgb.shape[:2])
+    vis = check_mask("visibility", visibility, rgb.shape[:2])
+    occ = check_mask("occlusion", occlusion, rgb.shape[:2])
     _check_disjoint(vis, occ)
     return {
         "amodal_completion": completed_rgb.copy(),

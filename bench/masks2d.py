@@ -12,7 +12,8 @@ import numpy as np
 _MIN_STROKE = 3  # thinnest line / ellipse stroke and smallest circle radius, pixels
 
 
-def _check_mask(name: str, mask: object, shape: tuple[int, ...] | None = None) -> np.ndarray:
+def check_mask(name: str, mask: object, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Return `mask` if it is a 2D bool array (of `shape` when given), else raise ValueError."""
     if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.ndim != 2:
         got = f"{mask.dtype} {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
         raise ValueError(f"{name} must be a 2D bool array (H, W), got {got}")
@@ -84,7 +85,7 @@ def _occluder_layers(height: int, width: int, rng: np.random.Generator,
         raise ValueError(f"height and width must be positive integers, got {height!r}, {width!r}")
     shape = (int(height), int(width))
     _check_rng(rng)
-    if object_mask is not None and _check_mask("object_mask", object_mask, shape).any():
+    if object_mask is not None and check_mask("object_mask", object_mask, shape).any():
         r0, r1, c0, c1 = _bbox(object_mask)
     else:
         r0, r1, c0, c1 = 0, shape[0] - 1, 0, shape[1] - 1
@@ -169,8 +170,8 @@ def gena3d_occlusion_mask(occluded_region: np.ndarray, visibility: np.ndarray,
     gives an empty mask.
     """
     _check_rng(rng)
-    occ = _check_mask("occluded_region", occluded_region)
-    vis = _check_mask("visibility", visibility, occ.shape)
+    occ = check_mask("occluded_region", occluded_region)
+    vis = check_mask("visibility", visibility, occ.shape)
     if (occ & vis).any():
         raise ValueError(f"occluded_region and visibility overlap on {int((occ & vis).sum())} pixels; "
                          "a pixel is either visible or occluded")

@@ -135,6 +135,60 @@ def _cmd_show(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from bench.report import format_table, merge_runs
+    from bench.tables import write_tables
+
+    try:
+        merged = merge_runs([Path(r) for r in args.runs])
+    except ValueError as e:
+        sys.stderr.write(f"amodal-bench: error: {e}\n")
+        return 2
+    print(format_table(merged))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        merged.to_csv(out, index=False, float_format="%.6g")
+        tables = write_tables(merged, out.with_name(out.stem + "-table"))
+        print(f"leaderboard: {out}; tables: {', '.join(str(t) for t in tables)}")
+    if args.html:
+        from bench.html_report import write_html_report
+
+        published = None
+        if args.published:
+            from bench.published import load_published, published_beside
+
+            published = published_beside(merged, load_published())
+        print(f"html: {write_html_report([Path(r) for r in args.runs], Path(args.html), published)}")
+    return 0
+
+
+def _cmd_drift(args) -> int:
+    import pandas as pd
+
+    from bench.dataset import REPO_ROOT
+    from bench.drift import compare, failed, format_drift, load_tolerances
+    from bench.report import write_leaderboard
+
+    run = Path(args.run)
+    try:
+        current = pd.read_csv(run if run.suffix == ".csv" else write_leaderboard(run))
+        baseline = pd.read_csv(args.baseline)
+        tolerances = load_tolerances(args.tolerances or REPO_ROOT / "reports" / "drift_tolerances.yaml")
+        drifts = compare(baseline, current, tolerances)
+    except (ValueError, FileNotFoundError) as e:
+        sys.stderr.write(f"amodal-bench: error: {e}\n")
+        return 2
+    print(format_drift(drifts))
+    if failed(drifts):
+        n = sum(d.mark != " " for d in drifts)
+        print(f"\nDRIFT: {n} metric(s) changed beyond tolerance or are not comparable; if the change "
+              f"is intended, update {args.baseline} in the same change")
+        return 1
+    print("\nno drift")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="amodal-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -154,8 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma-separated output folder names under output/")
     _add_run_args(imp, demo=True)
     imp.set_defaults(out=None)
-    rep = sub.add_parser("report", help="aggregate run directories into a leaderboard")
+    rep = sub.add_parser("report", help="merge run directories into one leaderboard and tables")
     rep.add_argument("runs", nargs="+")
+    rep.add_argument("--out", default=None,
+                     help="merged leaderboard CSV; also writes <stem>.md/.tex tables beside it")
+    rep.add_argument("--html", default=None, help="write an HTML report here")
+    rep.add_argument("--published", action="store_true",
+                     help="show the papers' published numbers beside ours (HTML)")
+    drift = sub.add_parser("drift", help="compare a run with a baseline leaderboard (CI gate)")
+    drift.add_argument("run", help="run directory (or a leaderboard CSV)")
+    drift.add_argument("--baseline", required=True)
+    drift.add_argument("--tolerances", default=None,
+                       help="YAML of per-metric tolerances (default reports/drift_tolerances.yaml)")
     ls = sub.add_parser("ls", help="list what exists")
     ls.add_argument("what", choices=["protocols", "methods", "datasets", "rasterizers"])
     return parser
@@ -217,15 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "import":
         return _cmd_import(args)
     if args.command == "report":
-        import pandas as pd
-
-        from bench.report import format_table, write_leaderboard
-
-        for run_dir in args.runs:
-            path = write_leaderboard(run_dir)
-            print(format_table(pd.read_csv(path)))
-            print(f"leaderboard: {path}")
-        return 0
+        return _cmd_report(args)
+    if args.command == "drift":
+        return _cmd_drift(args)
     if args.command == "ls":
         if args.what == "protocols":
             for name in list_protocols():

@@ -104,3 +104,22 @@ def format_table(df: pd.DataFrame) -> str:
         "occlusion_degree": "occ", "success_rate": "success↑", "psnr_masked": "PSNR-m↑",
         "ssim_masked": "SSIM-m↑", "mmd_cd": "MMD‰↓", "cov_cd": "COV%↑", "pfid_pointnet": "P-FID↓"})
     return shown.to_string(index=False, float_format=lambda x: f"{x:.4g}")
+
+
+def merge_runs(runs: list[Path]) -> pd.DataFrame:
+    """One leaderboard from several run directories (each re-aggregated from its records).
+    Raises ValueError naming the rows when two runs hold the same (method, protocol, views,
+    occlusion degree)."""
+    frames = []
+    for run in runs:
+        if not (Path(run) / "records").is_dir():
+            raise ValueError(f"{run} is not a run directory (no records/)")
+        frames.append(aggregate(run).assign(run=str(run)))
+    merged = pd.concat(frames, ignore_index=True)
+    key = merged[["method", "protocol", "views"]].astype(object).assign(
+        occ=merged.occlusion_degree.fillna(-1))
+    dup = key.duplicated(keep=False)
+    if dup.any():
+        rows = merged.loc[dup, ["method", "protocol", "views", "occlusion_degree", "run"]]
+        raise ValueError("the same rows come from several runs:\n" + rows.to_string(index=False))
+    return merged

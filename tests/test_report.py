@@ -99,3 +99,16 @@ def test_pfid_reported_with_weights_and_missing_without(tmp_path, monkeypatch):
     assert np.isfinite(row.pfid_pointnet) and row.pfid_pointnet > 0
     assert row.pointnet_sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert not isinstance(row.notes, str) or "pointnet.pt" not in row.notes
+
+
+def test_merge_runs_refuses_duplicate_rows_and_non_runs(tmp_path):
+    from bench.report import merge_runs
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    _populate(a, np.random.default_rng(4))
+    _populate(b, np.random.default_rng(5))
+    with pytest.raises(ValueError, match="several runs"):
+        merge_runs([a, b])
+    assert len(merge_runs([a])) == 1
+    with pytest.raises(ValueError, match="not a run directory"):
+        merge_runs([tmp_path / "empty"])

@@ -1,0 +1,46 @@
+"""Paper-style tables: best bold, second underlined per metric and group, directions respected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.tables import ranked, to_latex, to_markdown, write_tables
+
+
+def _board() -> pd.DataFrame:
+    return pd.DataFrame({
+        "method": ["a", "b", "c", "a", "b"], "protocol": ["p"] * 5, "views": [1, 1, 1, 2, 2],
+        "occlusion_degree": [np.nan] * 5, "success_rate": [1.0, 1.0, 0.5, 1.0, 1.0],
+        "psnr_masked": [20.0, 25.0, 22.0, np.inf, 18.0],
+        "mmd_cd": [3.0, 1.0, 2.0, 5.0, np.nan], "cov_cd": [50.0, 60.0, 60.0, 40.0, 30.0]})
+
+
+def test_ranks_follow_direction_and_groups():
+    r = ranked(_board())
+    # PSNR higher is better: in views=1, b (25) best, c (22) second; in views=2, a (inf) best
+    assert r.psnr_masked_rank.tolist() == [0, 1, 2, 1, 2]
+    # MMD lower is better; NaN never ranks
+    assert r.mmd_cd_rank.tolist() == [0, 1, 2, 1, 0]
+    # ties share the rank: b and c both best COV in views=1, a second
+    assert r.cov_cd_rank.tolist() == [2, 1, 1, 1, 2]
+
+
+def test_markdown_marks_and_arrows():
+    md = to_markdown(_board())
+    assert "PSNR-m (dB) ↑" in md and "MMD (‰) ↓" in md
+    assert "| b | p | 1 | **100%** | **25.000** | **1.000** |" in md
+    assert "<u>22.000</u>" in md and "**∞**" in md and "—" in md
+
+
+def test_latex_is_escaped_and_marked():
+    tex = to_latex(_board())
+    assert r"\textbf{25.000}" in tex and r"\underline{22.000}" in tex
+    assert r"MMD (\textperthousand{}) $\downarrow$" in tex and r"\textbf{$\infty$}" in tex
+    assert r"\textbf{100\%}" in tex and "--" in tex
+
+
+def test_write_tables(tmp_path):
+    paths = write_tables(_board(), tmp_path / "t")
+    assert [p.suffix for p in paths] == [".md", ".tex", ".csv"] and all(p.is_file() for p in paths)
+    assert "psnr_masked_rank" in pd.read_csv(paths[2]).columns

@@ -226,6 +226,9 @@ def leaderboard_table(df: pd.DataFrame, protocol: str, table_id: str) -> str:
 
 def published_table(published: pd.DataFrame) -> str:
     """Any DataFrame (expected columns method, views, metric, ours, published, source), verbatim."""
+    if published.empty:
+        return ('<p class="note">No published number matches these methods and settings '
+                "(the papers report none for them).</p>")
     head = "".join(f"<th>{esc(c)}</th>" for c in published.columns)
     rows = []
     for _, row in published.iterrows():

@@ -59,6 +59,9 @@ def default_root(name: str) -> Path:
 
 
 def _manifest(name: str) -> dict:
+    if not MANIFEST_DIR.is_dir():
+        raise FileNotFoundError(f"dataset manifests not found at {MANIFEST_DIR}: install the harness "
+                                "from its clone in editable mode (pip install -e .)")
     path = MANIFEST_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}")

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import trimesh
 
-from bench.metrics.geometry import chamfer_matrix_torch, coverage_mmd, distance_matrix
+from bench.metrics.geometry import _cov_mmd_from_matrix, chamfer_matrix_torch, coverage_mmd, distance_matrix
 
 N_POINTS = 4096
 
@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     t = time.perf_counter()
     full = distance_matrix(gens, refs)
     t_full = time.perf_counter() - t
-    cov_full = len(np.unique(full.argmin(1))) / len(refs)
-    mmd_full = float(full.min(0).mean())
+    cov_full, mmd_full = _cov_mmd_from_matrix(full)
 
     if args.full_reference:
         pairs = [(i, j) for i in range(len(gens)) for j in range(len(refs))]

@@ -20,7 +20,7 @@ import trimesh
 from bench.assets import Mesh
 from bench.cameras import Rig
 from bench.render import Render, get_rasterizer
-from bench.render.shading import face_normals, shade
+from bench.render.shading import shade
 
 RIG = {"yaws_deg": [0, 45, 90, 135, 180, 225, 270, 315], "pitch_deg": 30, "radius": 2.0,
        "fov_deg": 40, "resolution": 512}
@@ -73,9 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = (t_rast, t_shade, rast)
         print(f"{name:9s} rasterize {t_rast:7.3f} s  shade {t_shade:6.3f} s  "
               f"total {t_rast + t_shade:7.3f} s")
-    fn = face_normals(mesh.vertices, mesh.faces)
-    t_normals, _ = _time(lambda: Render(**out, face_normals=fn, background="white",
-                                        backend="moderngl").normals, args.repeats)
+    t_normals, _ = _time(lambda: Render(**out, mesh=mesh).normals, args.repeats)
     print(f"normals (on demand): {t_normals:.3f} s")
     a, b = results["moderngl"][2][..., 3] > 0, results["numpy"][2][..., 3] > 0
     iou = (a & b).sum() / (a | b).sum()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,16 +31,16 @@ class Render:
     rgb: (V, H, W, 3) float32 sRGB in [0, 1], composited on `background`.
     depth: (V, H, W) float32 camera z in object-frame units, 0 on background.
     face_id: (V, H, W) int32 visible triangle index, -1 on background.
-    face_normals: (F, 3) float32 world-frame unit normals of the mesh's faces.
-    alpha and normals are derived on access (most metrics never need them).
+    mesh: the rendered mesh (alpha and normals are derived from it and face_id on access,
+    since most metrics never need them).
     """
 
     rgb: np.ndarray
     depth: np.ndarray
     face_id: np.ndarray
-    face_normals: np.ndarray
-    background: str
-    backend: str
+    mesh: Mesh = field(repr=False)
+    background: str = "white"
+    backend: str = ""
 
     @property
     def alpha(self) -> np.ndarray:
@@ -52,7 +52,7 @@ class Render:
         """(V, H, W, 3) float32 world-frame unit face normals, 0 on background."""
         n = np.zeros(self.face_id.shape + (3,), np.float32)
         hit = self.face_id >= 0
-        n[hit] = self.face_normals[self.face_id[hit]]
+        n[hit] = face_normals(self.mesh.vertices, self.mesh.faces)[self.face_id[hit]]
         return n
 
 
@@ -82,5 +82,5 @@ def render(mesh: Mesh, cameras: Sequence[Camera], background: str = "white",
     """Rasterize with the named backend, then shade (shared by all backends)."""
     r = get_rasterizer(rasterizer)
     rast = r.rasterize(mesh.vertices, mesh.faces, cameras)
-    return Render(**shade(mesh, rast, background), face_normals=face_normals(mesh.vertices, mesh.faces),
-                  background=background, backend=r.name)
+    return Render(**shade(mesh, rast, background), mesh=mesh, background=background,
+                  backend=r.name)

@@ -21,7 +21,6 @@ never draws random numbers, in train mode either.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from collections.abc import Sequence
@@ -33,6 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.metrics.distribution import frechet_distance, kernel_inception_distance
+from bench.metrics.weights import (  # WeightsMissing re-exported for callers
+    WeightsMissing,  # noqa: F401
+    WeightsSpec,
+    file_sha256,
+    resolve_weights,
+)
 
 PFID_NAME, PKID_NAME = "pfid_pointnet", "pkid_pointnet"  # metric names carry the extractor
 POINTNET_FILENAME = "pointnet.pt"
@@ -43,40 +48,20 @@ UPSTREAM_BATCH = 64  # Point-E's device_batch_size: the period of its FPS start 
 MIN_POINTS = 512  # sa1 samples 512 centres
 
 
-class WeightsMissing(FileNotFoundError):
-    """The PointNet++ checkpoint `pointnet.pt` was not found."""
+POINTNET_SPEC = WeightsSpec(
+    filename=POINTNET_FILENAME, env=POINTNET_ENV, used_for="P-FID/P-KID",
+    source=f"Point-E's released PointNet++ evals checkpoint, {POINTNET_URL}")
 
 
 def default_cache_path() -> Path:
-    return Path.home() / ".cache" / "amodal-bench" / POINTNET_FILENAME
+    return POINTNET_SPEC.candidates()[0]
 
 
 def resolve_pointnet_weights(path: str | os.PathLike | None = None) -> Path:
     """Locate pointnet.pt: explicit `path`, else $AMODAL_BENCH_POINTNET, else the cache path.
     A path given explicitly or by the env var that does not exist raises WeightsMissing (no
     silent fallback)."""
-    env = os.environ.get(POINTNET_ENV)
-    if path is not None:
-        candidate, reason = Path(path), f"explicit weights path {path} does not exist"
-    elif env:
-        candidate, reason = Path(env), f"${POINTNET_ENV}={env} does not exist"
-    else:
-        candidate = default_cache_path()
-        reason = f"no {POINTNET_FILENAME} given, ${POINTNET_ENV} unset, and {candidate} does not exist"
-    if not candidate.is_file():
-        raise WeightsMissing(
-            f"{reason}. P-FID/P-KID need {POINTNET_FILENAME}, Point-E's released PointNet++ evals "
-            f"checkpoint ({POINTNET_URL}). Put it at one of: (1) an explicit path argument, "
-            f"(2) the path in ${POINTNET_ENV}, (3) {default_cache_path()}.")
-    return candidate
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return resolve_weights(POINTNET_SPEC, path)
 
 
 # Numpy scalars (e.g. accuracies saved next to the state dict) need these under weights_only;

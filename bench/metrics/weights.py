@@ -1,0 +1,110 @@
+"""Offline weights for the metric networks: where to find a file, and whether it is the right one.
+
+Nothing is ever downloaded. Each network names its file in a `WeightsSpec`; `resolve_weights`
+looks, in order, at an explicit path, an environment variable, then the usual caches of the
+library the file comes from (torch hub's checkpoints folder, clean-fid's /tmp, ...). A path
+given explicitly or by the environment variable that does not exist raises `WeightsMissing`
+(no silent fallback). The message names the file, what needs it, where it comes from and
+every place it may be put.
+
+`verify_weights` checks the file's sha256 against what is known about the official file: a
+full hash (OpenAI CLIP publishes it in its URL), or torch hub's 8-hex filename prefix
+(torchvision's `alexnet-owt-7be5be79.pth` = first 8 hex digits of its sha256). A file whose
+official hash is not known to us is accepted and its hash recorded; the spec says so
+(`pinned=False`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["WeightsMissing", "WeightsMismatch", "WeightsSpec", "file_sha256", "resolve_weights",
+           "verify_weights", "torch_hub_checkpoints"]
+
+
+class WeightsMissing(FileNotFoundError):
+    """A network's weights file was not found in any of the places it may be put."""
+
+
+class WeightsMismatch(ValueError):
+    """A weights file was found but is not the file the metric is defined with."""
+
+
+def torch_hub_checkpoints() -> Path:
+    """torch hub's checkpoint cache ($TORCH_HOME/hub/checkpoints), where torchvision keeps weights."""
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "torch")
+    return Path(torch_home) / "hub" / "checkpoints"
+
+
+def amodal_cache() -> Path:
+    return Path.home() / ".cache" / "amodal-bench"
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One weights file. `sha256` is the full official hash, `sha256_prefix` torch hub's
+    filename prefix; both None means the official hash is not known to us (recorded only).
+    `caches` is a callable so that environment changes (TORCH_HOME, HOME) are seen at lookup."""
+
+    filename: str
+    env: str
+    used_for: str
+    source: str
+    sha256: str | None = None
+    sha256_prefix: str | None = None
+    caches: Callable[[], list[Path]] = field(default=lambda: [amodal_cache()])
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.sha256 or self.sha256_prefix)
+
+    def candidates(self) -> list[Path]:
+        return [Path(c) / self.filename for c in self.caches()]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_weights(spec: WeightsSpec, path: str | os.PathLike | None = None) -> Path:
+    """The weights file for `spec`: explicit `path`, else $spec.env, else the first cache
+    candidate that exists. Raises WeightsMissing naming the file and where to put it."""
+    env = os.environ.get(spec.env)
+    where = (f"Put it at one of: (1) an explicit path argument, (2) the path in ${spec.env}, "
+             + ", ".join(f"({i + 3}) {c}" for i, c in enumerate(spec.candidates())) + ".")
+    if path is not None:
+        if Path(path).is_file():
+            return Path(path)
+        reason = f"explicit weights path {path} does not exist"
+    elif env:
+        if Path(env).is_file():
+            return Path(env)
+        reason = f"${spec.env}={env} does not exist"
+    else:
+        for c in spec.candidates():
+            if c.is_file():
+                return c
+        reason = f"{spec.filename} not found (${spec.env} unset)"
+    raise WeightsMissing(f"{reason}. {spec.used_for} need {spec.filename} ({spec.source}). {where}")
+
+
+def verify_weights(spec: WeightsSpec, path: Path, verify: bool = True) -> str:
+    """sha256 of `path`; with `verify`, raises WeightsMismatch when it is not the official file
+    (only checkable when the spec is pinned)."""
+    actual = file_sha256(path)
+    if verify and spec.sha256 and actual != spec.sha256.lower():
+        raise WeightsMismatch(f"{path}: sha256 {actual} is not the official {spec.filename} "
+                              f"({spec.sha256}) that {spec.used_for} are defined with")
+    if verify and spec.sha256_prefix and not actual.startswith(spec.sha256_prefix.lower()):
+        raise WeightsMismatch(f"{path}: sha256 {actual} does not start with {spec.sha256_prefix}, "
+                              f"the hash prefix of the official {spec.filename}")
+    return actual

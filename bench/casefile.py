@@ -47,7 +47,7 @@ from bench.assets import load_mesh, y_up_to_z_up
 from bench.cameras import Camera
 from bench.cases import AmodalCase, InputView
 from bench.protocol import Protocol, setting_label
-from bench.store import _atomic_write_bytes
+from bench.store import atomic_write_bytes
 
 FORMAT_VERSION = 1
 CONVENTION = "opencv_world_to_camera"
@@ -101,15 +101,15 @@ def export_case(case: AmodalCase, root: Path) -> Path:
     for k, v in enumerate(case.views):
         files = {"rgb": f"view_{k}_rgb.png", "visibility_mask": f"view_{k}_visibility.png",
                  "occlusion_mask": f"view_{k}_occlusion.png", "depth": f"view_{k}_depth.npy"}
-        _atomic_write_bytes(out / files["rgb"], _png(np.ascontiguousarray(v.rgb, np.uint8)))
+        atomic_write_bytes(out / files["rgb"], _png(np.ascontiguousarray(v.rgb, np.uint8)))
         for key in ("visibility_mask", "occlusion_mask"):
-            _atomic_write_bytes(out / files[key], _png(getattr(v, key).astype(np.uint8) * 255))
+            atomic_write_bytes(out / files[key], _png(getattr(v, key).astype(np.uint8) * 255))
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(v.depth, np.float32))
-        _atomic_write_bytes(out / files["depth"], buf.getvalue())
+        atomic_write_bytes(out / files["depth"], buf.getvalue())
         views.append({**files, "camera": v.camera.to_json(), "yaw_deg": v.yaw_deg,
                       "pitch_deg": v.pitch_deg, "visible_fraction": v.visible_fraction})
-    _atomic_write_bytes(out / "case.json", _dump({
+    atomic_write_bytes(out / "case.json", _dump({
         "format": "amodal-bench-case", "format_version": FORMAT_VERSION,
         "object_id": case.object_id, "protocol": case.protocol,
         "protocol_hash": case.protocol_hash, "n_views": case.n_views, "degree": case.degree,
@@ -144,7 +144,7 @@ def export_cases(cases: Iterable[AmodalCase], root: Path, protocol: Protocol, da
         entries[path] = {"object_id": case.object_id, "n_views": case.n_views,
                          "degree": case.degree, "path": path}
     manifest = root / "manifest.json"
-    _atomic_write_bytes(manifest, _dump({
+    atomic_write_bytes(manifest, _dump({
         "format": "amodal-bench-cases", "format_version": FORMAT_VERSION,
         "protocol": {"name": protocol.name, "content_hash": protocol.content_hash},
         "dataset": dataset, "cases": [entries[p] for p in sorted(entries)],

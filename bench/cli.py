@@ -41,6 +41,20 @@ def _methods(value: str) -> list[str]:
     return names
 
 
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _weights(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--weights takes NAME=PATH, got {pair!r}")
+        out[name] = path
+    return out
+
+
 def _protocol(value: str) -> str:
     try:
         load_protocol(value)
@@ -60,6 +74,17 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
     p.add_argument("--rasterizer", default="auto", choices=RASTERIZERS)
     p.add_argument("--cache", default=None, help="GT cache dir (default ~/.cache/amodal-bench)")
     p.add_argument("--sheets", type=int, default=3, help="contact sheets for the first N objects")
+    p.add_argument("--fid-extractors", type=_names, default=["inception", "mobilenet"],
+                   help="feature extractors for FID/KID (default inception,mobilenet; "
+                        "mobilenet is a non-standard substitute, named so in the report)")
+    p.add_argument("--lpips-nets", type=_names, default=["alex", "mobilenet"],
+                   help="LPIPS networks for masked LPIPS (alex, vgg, mobilenet)")
+    p.add_argument("--no-clip-score", action="store_true", help="skip the CLIP score")
+    p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
+                   help="weights file for a metric network: inception, clip-vit-b-32, mobilenet, "
+                        "lpips-alex, lpips-vgg, lpips-mobilenet (repeatable)")
+    p.add_argument("--require-metrics", action="store_true",
+                   help="fail when a metric network has no weights (default: NaN + reason in notes)")
     if not demo:
         p.add_argument("--protocol", required=True, type=_protocol,
                        help=f"a name ({', '.join(list_protocols())}) or a protocol YAML path")
@@ -245,17 +270,26 @@ def _cmd_import(args) -> int:
 def _cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -> int:
     import pandas as pd
 
+    from bench.appearance import AppearanceConfig, MetricsUnavailable
     from bench.report import format_table
     from bench.run import RunConfig, run
 
+    try:
+        appearance = AppearanceConfig(fid_extractors=args.fid_extractors,
+                                      clip_score=not args.no_clip_score, lpips_nets=args.lpips_nets,
+                                      weights=_weights(args.weights))
+    except ValueError as e:
+        sys.stderr.write(f"amodal-bench: error: {e}\n")
+        return 2
     config = RunConfig(out=args.out, protocol=protocol, methods=methods, dataset=args.dataset,
                        data=args.data, limit=args.limit, jobs=args.jobs,
                        rasterizer=args.rasterizer, cache=args.cache, sheets=args.sheets,
-                       object_ids=args.objects, cases=cases)
+                       object_ids=args.objects, cases=cases, appearance=appearance,
+                       require_metrics=args.require_metrics)
     t0 = time.perf_counter()
     try:
         path = run(config)
-    except DataMissing as e:
+    except (DataMissing, MetricsUnavailable, ValueError) as e:
         sys.stderr.write(f"amodal-bench: error: {e}\n")
         return 2
     elapsed = time.perf_counter() - t0

@@ -40,6 +40,13 @@ METRICS: list[tuple[str, str, str]] = [
     ("cov_cd", "COV %", "{:.1f}"),
     ("pfid_pointnet", "P-FID", "{:.3f}"),
     ("pkid_pointnet", "P-KID", "{:.4g}"),
+    ("fid_inception", "FID", "{:.2f}"),
+    ("kid_inception", "KID %", "{:.3f}"),
+    ("clip_score", "CLIP %", "{:.2f}"),
+    ("lpips_masked", "LPIPS-m", "{:.4f}"),
+    ("fid_mobilenet", "FID-MobileNet†", "{:.2f}"),
+    ("kid_mobilenet", "KID-MobileNet %†", "{:.3f}"),
+    ("lpips_masked_mobilenet", "LPIPS-m-MobileNet†", "{:.4f}"),
     ("part_chamfer", "part CD", "{:.4g}"),
     ("part_iou", "part IoU", "{:.4f}"),
     ("part_fscore", "part F", "{:.4f}"),
@@ -221,7 +228,15 @@ def leaderboard_table(df: pd.DataFrame, protocol: str, table_id: str) -> str:
         rows.append(f"<tr{cls}>{''.join(tds)}</tr>")
     return (f'<table id="{esc(table_id)}" class="leaderboard"><caption>{esc(protocol)}</caption>'
             f"<thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            + notes.render())
+            + notes.render() + _non_standard_footnote(metrics))
+
+
+def _non_standard_footnote(metrics) -> str:
+    from bench.tables import NON_STANDARD_FOOTNOTE
+
+    if any("†" in label for _, label, _ in metrics):
+        return f'<p class="nonstandard">{esc(NON_STANDARD_FOOTNOTE)}</p>'
+    return ""
 
 
 def published_table(published: pd.DataFrame) -> str:

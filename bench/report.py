@@ -5,6 +5,13 @@ Per-object metrics (masked PSNR/SSIM) are averaged over successful objects; set-
 GT clouds of every object whose asset loaded; `n_geometry` says how many generated clouds they
 used. mmd_cd is reported x1000, cov_cd x100 (%), as the papers print. P-FID/P-KID need Point-E's
 `pointnet.pt`; without it they are NaN and the `notes` column says why.
+
+Image metrics (bench.appearance): fid_<extractor> / kid_<extractor> are set level, between the
+generated and GT eval-rig renders of the group (every view of every object; `n_images` generated
+images); KID is printed x100 (%) and clip_score is in percent, as GENA3D prints them; pkid_pointnet
+stays unscaled. A metric whose network had no weights is NaN with the reason in `notes`; a metric
+computed with a substitute network (fid_mobilenet, kid_mobilenet, lpips_masked_mobilenet) is
+named so and `notes` says it is not comparable with published numbers.
 """
 
 from __future__ import annotations
@@ -17,9 +24,14 @@ import pandas as pd
 from bench.metrics.geometry import coverage_mmd
 from bench.store import gt_cloud_path, load_records
 
+FID_EXTRACTORS = ("inception", "mobilenet")  # extractors with leaderboard columns
+PER_RECORD_IMAGE_METRICS = ["clip_score", "lpips_masked", "lpips_masked_vgg", "lpips_masked_mobilenet"]
+IMAGE_COLUMNS = [c for e in FID_EXTRACTORS for c in (f"fid_{e}", f"kid_{e}", f"kid_{e}_std")] + \
+    PER_RECORD_IMAGE_METRICS + ["n_images"]
 COLUMNS = ["method", "protocol", "views", "occlusion_degree", "n", "success_rate", "psnr_masked",
            "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "pkid_pointnet", "pkid_pointnet_std",
-           "n_geometry", "dataset", "protocol_hash", "rasterizer", "pointnet_sha256", "notes"]
+           "n_geometry", *IMAGE_COLUMNS, "dataset", "protocol_hash", "rasterizer", "pointnet_sha256",
+           "notes"]
 
 
 class _PointNet:
@@ -45,6 +57,54 @@ class _PointNet:
         fg, fr = pointnet_features(self.model, gens), pointnet_features(self.model, refs)
         kid, kid_std = p_kid(fg, fr)
         return p_fid(fg, fr), kid, kid_std
+
+
+def _mean_metric(records: list, name: str) -> float:
+    values = [r.metrics[name] for r in records if name in r.metrics]
+    return float(np.nanmean(values)) if values and not np.isnan(values).all() else float("nan")
+
+
+def _image_distribution(out: Path, protocol: str, ok: list, ref_ids: list) -> tuple[dict, list, int]:
+    """fid_/kid_ per extractor stored in the records; returns (columns, notes, n generated images)."""
+    from bench.metrics.distribution import frechet_distance, kernel_inception_distance
+    from bench.metrics.features import load_features, metric_key
+    from bench.store import gt_features_path
+
+    cols, notes, n_images = {}, [], 0
+    names = sorted({n for r in ok for n in r.meta.get("fid_extractors", [])})
+    for name in names:
+        hashes = {r.meta["weights_sha256"][name] for r in ok if name in r.features}
+        if len(hashes) > 1:
+            raise ValueError(f"{protocol}: {name} features come from different weights {sorted(hashes)}; "
+                             "use a fresh --out")
+        if not hashes:
+            continue
+        sha = hashes.pop()
+        gens = [load_features(out / r.features[name], name, sha) for r in ok if name in r.features]
+        refs = [load_features(p, name, sha) for p in (gt_features_path(out, protocol, i, name)
+                                                       for i in ref_ids) if p.is_file()]
+        k = metric_key(name)
+        gen_x = np.concatenate(gens) if gens else np.zeros((0, 1))
+        ref_x = np.concatenate(refs) if refs else np.zeros((0, 1))
+        n_images = max(n_images, len(gen_x))
+        if len(gen_x) < 2 or len(ref_x) < 2:
+            notes.append(f"fid_{k}/kid_{k}: {len(gen_x)} generated and {len(ref_x)} GT images; "
+                         "at least 2 of each are needed")
+            continue
+        kid, kid_std = kernel_inception_distance(gen_x, ref_x)
+        cols.update({f"fid_{k}": frechet_distance(gen_x, ref_x), f"kid_{k}": kid * 100,
+                     f"kid_{k}_std": kid_std * 100})
+    return cols, notes, n_images
+
+
+def _metric_notes(recs: list, row: dict) -> list[str]:
+    """Why image metrics are missing (from the records) and which shown ones are non-standard."""
+    from bench.appearance import grouped_notes, missing_notes, non_standard_metrics
+
+    missing = {m: why for r in recs for m, why in r.meta.get("missing_metrics", {}).items()}
+    shown = {m: why for m, why in non_standard_metrics().items()
+             if m in row and isinstance(row[m], float) and np.isfinite(row[m])}
+    return missing_notes(missing) + grouped_notes(shown)
 
 
 def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFrame:
@@ -73,8 +133,12 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
         pfid, pkid, pkid_std = pointnet.scores(gens, refs)
         notes = [pointnet.missing] if pointnet.missing else []
         if len(gens) < len(ok):
-            notes.append(f"{len(ok) - len(gens)} generations rendered nothing in the eval rig")
-        rows.append({
+            notes.append(f"{len(ok) - len(gens)} generations rendered nothing in the eval rig "
+                         "(excluded from COV/MMD, P-FID and FID/KID)")
+        image_cols, image_notes, n_images = _image_distribution(out, protocol, ok, ref_ids)
+        image_cols.update({m: _mean_metric(ok, m) for m in PER_RECORD_IMAGE_METRICS})
+        image_cols["n_images"] = n_images
+        row = {
             "method": method, "protocol": protocol, "views": views,
             "occlusion_degree": np.nan if degree < 0 else degree, "n": len(recs),
             "success_rate": len(ok) / len(recs),
@@ -84,8 +148,11 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
             "pkid_pointnet": pkid, "pkid_pointnet_std": pkid_std, "n_geometry": len(gens),
             "dataset": recs[0].dataset, "protocol_hash": hashes.pop(),
             "rasterizer": ",".join(sorted({r.rasterizer for r in ok})),
-            "pointnet_sha256": pointnet.sha256, "notes": "; ".join(notes),
-        })
+            "pointnet_sha256": pointnet.sha256,
+        }
+        row.update(image_cols)
+        row["notes"] = "; ".join(notes + image_notes + _metric_notes(recs, row))
+        rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -99,10 +166,13 @@ def write_leaderboard(out: str | Path, pointnet_weights: str | None = None) -> P
 def format_table(df: pd.DataFrame) -> str:
     """A terminal table with arrows for metric direction."""
     cols = ["method", "protocol", "views", "occlusion_degree", "n", "success_rate", "psnr_masked",
-            "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet"]
-    shown = df[cols].rename(columns={
+            "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "fid_inception", "clip_score",
+            "lpips_masked", "fid_mobilenet", "lpips_masked_mobilenet"]
+    shown = df[[c for c in cols if c in df]].rename(columns={
         "occlusion_degree": "occ", "success_rate": "success↑", "psnr_masked": "PSNR-m↑",
-        "ssim_masked": "SSIM-m↑", "mmd_cd": "MMD‰↓", "cov_cd": "COV%↑", "pfid_pointnet": "P-FID↓"})
+        "ssim_masked": "SSIM-m↑", "mmd_cd": "MMD‰↓", "cov_cd": "COV%↑", "pfid_pointnet": "P-FID↓",
+        "fid_inception": "FID↓", "clip_score": "CLIP%↑", "lpips_masked": "LPIPS-m↓",
+        "fid_mobilenet": "FID-MN†↓", "lpips_masked_mobilenet": "LPIPS-m-MN†↓"})
     return shown.to_string(index=False, float_format=lambda x: f"{x:.4g}")
 
 

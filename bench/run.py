@@ -2,7 +2,8 @@
 
 Objects are spread over worker processes (one EGL context each); every (method, object, setting)
 ends as one record, success or failure. Existing records are skipped, so a killed run resumes.
-The GT side (rig point cloud) is cached by content hash across runs and methods.
+The GT side (rig point cloud and rig image features per extractor) is cached by content hash
+across runs and methods; the feature cache key also holds the extractor's weights sha256.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 import bench
 from bench.adapter import get_adapter
+from bench.appearance import AppearanceConfig, AppearanceSuite
 from bench.assets import AssetError, Mesh
 from bench.cases import AmodalCase, CaseError, build_case
 from bench.dataset import open_dataset
@@ -32,7 +34,9 @@ from bench.render import render
 from bench.store import (
     Record,
     cloud_path,
+    features_path,
     gt_cloud_path,
+    gt_features_path,
     provenance,
     record_path,
     traceback_digest,
@@ -55,6 +59,8 @@ class RunConfig:
     sheets: int = 3  # contact sheets for the first N objects
     object_ids: list[str] = field(default_factory=list)
     cases: str | None = None  # exported CASES dir: methods are outputs found there (import)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    require_metrics: bool = False  # a metric network without weights is an error, not a NaN
 
 
 def cache_dir(config: RunConfig) -> Path:
@@ -67,25 +73,54 @@ def _sampler(protocol: Protocol) -> str:
     return protocol.spec["pointcloud"].get("sampling", "fps")
 
 
-def _gt_cloud(config: RunConfig, protocol: Protocol, mesh: Mesh, object_id: str,
-              backend: str) -> np.ndarray:
-    """The GT rig point cloud, cached by (mesh content, protocol, backend, harness version)."""
-    key = hashlib.sha256(json.dumps([mesh.content_hash(), protocol.content_hash, backend,
+_SUITES: dict[str, AppearanceSuite] = {}
+
+
+def appearance_suite(config: RunConfig) -> AppearanceSuite:
+    """The metric networks of this process, loaded once per configuration."""
+    key = repr(config.appearance)
+    if key not in _SUITES:
+        _SUITES[key] = AppearanceSuite(config.appearance)
+    return _SUITES[key]
+
+
+def _gt_side(config: RunConfig, protocol: Protocol, mesh: Mesh, object_id: str, dataset: str,
+             backend: str, suite: AppearanceSuite) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The GT rig point cloud and rig image features, each cached by (dataset, mesh content,
+    protocol, backend, harness version[, extractor, weights sha256]). The rig is rendered only
+    when something is not cached."""
+    from bench.metrics.features import load_features, save_features
+
+    key = hashlib.sha256(json.dumps([dataset, mesh.content_hash(), protocol.content_hash, backend,
                                      bench.__version__, object_id]).encode()).hexdigest()[:24]
-    path = cache_dir(config) / "gt" / f"{key}.npy"
-    if path.is_file():
-        return np.load(path)
-    rig = protocol.eval_rig()
-    r = render(mesh, rig.cameras, protocol.background, config.rasterizer)
-    cloud = sample_point_cloud(r.depth, rig.cameras, protocol.spec["pointcloud"]["points"],
-                               protocol.seed_for(object_id), _sampler(protocol))
-    write_array(path, cloud)
-    return cloud
+    root = cache_dir(config) / "gt"
+    cloud_file = root / f"{key}.npy"
+    feat_files = {n: root / f"{key}.{n}.{e.weights_sha256[:16]}.npz"
+                  for n, e in suite.extractors.items()}
+    rig, rig_render = protocol.eval_rig(), None
+    if not cloud_file.is_file() or not all(f.is_file() for f in feat_files.values()):
+        rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
+    if cloud_file.is_file():
+        cloud = np.load(cloud_file)
+    else:
+        cloud = sample_point_cloud(rig_render.depth, rig.cameras, protocol.spec["pointcloud"]["points"],
+                                   protocol.seed_for(object_id), _sampler(protocol))
+        write_array(cloud_file, cloud)
+    feats = {}
+    for name, f in feat_files.items():
+        ext = suite.extractors[name]
+        if f.is_file():
+            feats[name] = load_features(f, name, ext.weights_sha256)
+        else:
+            feats[name] = suite.features(name, rig_render.rgb)
+            save_features(f, feats[name], ext)
+    return cloud, feats
 
 
 def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Protocol,
-                         config: RunConfig):
-    """Masked PSNR/SSIM at the input views and the rig point cloud of one generation."""
+                         config: RunConfig, suite: AppearanceSuite):
+    """Masked PSNR/SSIM/LPIPS at the input views, the rig render and rig point cloud of one
+    generation."""
     mesh.validate()
     cams = [v.camera for v in case.views]
     pred = render(mesh, cams, protocol.background, config.rasterizer)
@@ -102,7 +137,25 @@ def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Prot
     except ValueError as e:  # nothing rendered: a failure for the geometry metrics only
         cloud, geometry_error = None, str(e)
     metrics = {"psnr_masked": float(np.mean(psnr)), "ssim_masked": float(np.mean(ssim))}
+    metrics.update(suite.lpips_masked(pred.rgb, gt_inputs.rgb, [v.visibility_mask for v in case.views]))
     return metrics, cloud, geometry_error, rig_render
+
+
+def _image_features(suite: AppearanceSuite, rig_render, gt_feats: dict, out: Path, paths) -> tuple:
+    """Rig features of one generation written next to its record; the CLIP score against the GT.
+    Returns (metrics, {extractor: relative path})."""
+    from bench.appearance import CLIP_EXTRACTOR
+    from bench.metrics.features import save_features
+
+    metrics, files = {}, {}
+    for name, ext in suite.extractors.items():
+        feats = suite.features(name, rig_render.rgb)
+        path = paths(name)
+        save_features(path, feats, ext)
+        files[name] = str(path.relative_to(out))
+        if name == CLIP_EXTRACTOR:
+            metrics["clip_score"] = suite.clip_score(feats, gt_feats[name])
+    return metrics, files
 
 
 def _adapter(config: RunConfig, method: str):
@@ -139,11 +192,16 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
         for m, st in todo:
             fail(m, st, f"asset: {e}")
         return len(todo)
+    from bench.metrics.features import save_features
     from bench.render import get_rasterizer
 
     backend = get_rasterizer(config.rasterizer).name
-    gt = _gt_cloud(config, protocol, asset.mesh, object_id, backend)
+    suite = appearance_suite(config)
+    gt, gt_feats = _gt_side(config, protocol, asset.mesh, object_id, ds.name, backend, suite)
     write_array(gt_cloud_path(out, protocol.name, object_id), gt)
+    for name, feats in gt_feats.items():
+        save_features(gt_features_path(out, protocol.name, object_id, name), feats,
+                      suite.extractors[name])
     sheet_renders = {}
     written = 0
     for st in protocol.settings:
@@ -166,7 +224,14 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                 if gen.mesh is None:
                     raise ValueError(gen.meta.get("reason", "method returned no mesh"))
                 metrics, cloud, geometry_error, rig_render = _evaluate_generation(
-                    gen.mesh, case, gt_inputs, protocol, config)
+                    gen.mesh, case, gt_inputs, protocol, config, suite)
+                feature_files = {}
+                if cloud is not None:  # an empty render has no image features either
+                    image_metrics, feature_files = _image_features(
+                        suite, rig_render, gt_feats, out,
+                        lambda n, m=method, s=st: features_path(out, protocol.name, m, s.views,
+                                                                object_id, s.degree, n))
+                    metrics.update(image_metrics)
             except Exception as e:  # failures are data: record and go on
                 fail(method, st, f"{type(e).__name__}: {e}", traceback.format_exc(), backend)
                 written += 1
@@ -178,6 +243,7 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                          Record(method=method, views=st.views, occlusion_degree=st.degree,
                                 status="ok", metrics=metrics,
                                 pointcloud=str(cpath.relative_to(out)) if cloud is not None else "",
+                                features=feature_files,
                                 rasterizer=backend,
                                 seconds=round(time.perf_counter() - t0, 3),
                                 meta={"occlusion_ratio": case.occlusion_ratio,
@@ -185,7 +251,10 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                                       "view_yaws_deg": [v.yaw_deg for v in case.views],
                                       "visible_fractions": [v.visible_fraction for v in case.views],
                                       "generation": {k: v for k, v in gen.meta.items()
-                                                     if isinstance(v, (int, float, str))}},
+                                                     if isinstance(v, (int, float, str))},
+                                      "fid_extractors": suite.fid_names,
+                                      "weights_sha256": suite.weights_sha256(),
+                                      "missing_metrics": suite.missing},
                                 **base))
             written += 1
             if index < config.sheets:
@@ -210,13 +279,17 @@ def run(config: RunConfig, progress: bool = True) -> Path:
         from bench.adapter import adapter_class
 
         adapter_class(m)  # fail fast on an unknown method
+    suite = appearance_suite(config)  # load (or find missing) metric networks before any work
+    if config.require_metrics:
+        suite.require()
     ids = config.object_ids or ds.object_ids
     ids = ids[: config.limit] if config.limit else ids
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(
         {"config": asdict(config), "protocol_hash": protocol.content_hash,
-         "data_root": str(ds.root), "objects": ids, "provenance": provenance()}, indent=1))
+         "data_root": str(ds.root), "objects": ids, "provenance": provenance(),
+         "missing_metrics": suite.missing, "weights_sha256": suite.weights_sha256()}, indent=1))
     bar = tqdm(total=len(ids), desc=f"{protocol.name}", unit="obj", disable=not progress)
     if config.jobs <= 1:
         for i, oid in enumerate(ids):

@@ -5,6 +5,8 @@ Layout of a run directory:
     records/<protocol>/<method>/views-<n>[-occ<pct>]/<object>.json
     pointclouds/<protocol>/gt/<object>.npy           GT side, (4096, 3) float32
     pointclouds/<protocol>/<method>/views-<n>/<object>.npy
+    features/<protocol>/gt/<object>.<extractor>.npz  eval-rig image features (V, d), GT side
+    features/<protocol>/<method>/views-<n>/<object>.<extractor>.npz
     leaderboard.csv
 A record exists only once complete (temp file + rename), so a killed run resumes where it stopped.
 """
@@ -41,6 +43,7 @@ class Record:
     traceback_digest: str = ""
     metrics: dict = field(default_factory=dict)
     pointcloud: str = ""  # path relative to the run directory
+    features: dict = field(default_factory=dict)  # extractor name -> feature file, relative
     seed: int = 0
     rasterizer: str = ""
     seconds: float = 0.0
@@ -68,7 +71,18 @@ def cloud_path(out: Path, protocol: str, method: str, views: int, object_id: str
             / f"{object_id}.npy")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def features_path(out: Path, protocol: str, method: str, views: int, object_id: str,
+                  degree: float | None, extractor: str) -> Path:
+    return (Path(out) / "features" / protocol / method / setting_label(views, degree)
+            / f"{object_id}.{extractor}.npz")
+
+
+def gt_features_path(out: Path, protocol: str, object_id: str, extractor: str) -> Path:
+    return Path(out) / "features" / protocol / "gt" / f"{object_id}.{extractor}.npz"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file and os.replace (never a partial file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -81,7 +95,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_record(path: Path, record: Record) -> None:
-    _atomic_write_bytes(path, json.dumps(asdict(record), indent=1, sort_keys=True,
+    atomic_write_bytes(path, json.dumps(asdict(record), indent=1, sort_keys=True,
                                          allow_nan=True).encode())
 
 
@@ -97,7 +111,7 @@ def write_array(path: Path, array: np.ndarray) -> None:
 
     buf = io.BytesIO()
     np.save(buf, array)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_records(out: Path) -> list[Record]:

@@ -25,7 +25,16 @@ METRICS = {  # column -> printed header (unit), in table order
     "cov_cd": "COV (%)",
     "pfid_pointnet": "P-FID",
     "pkid_pointnet": "P-KID",
+    "fid_inception": "FID",
+    "kid_inception": "KID (%)",
+    "clip_score": "CLIP (%)",
+    "lpips_masked": "LPIPS-m",
+    "fid_mobilenet": "FID-MobileNet†",
+    "kid_mobilenet": "KID-MobileNet (%)†",
+    "lpips_masked_mobilenet": "LPIPS-m-MobileNet†",
 }
+NON_STANDARD_FOOTNOTE = ("† computed with a substitute network (MobileNetV2 ImageNet features): "
+                         "not comparable with any published number.")
 
 
 def _ranks(values: pd.Series, higher: bool) -> pd.Series:
@@ -92,13 +101,15 @@ def to_markdown(leaderboard: pd.DataFrame) -> str:
     header, rows = _render(leaderboard, lambda t: f"**{t}**", lambda t: f"<u>{t}</u>", "↑", "↓")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    if any("†" in h for h in header):
+        lines += ["", NON_STANDARD_FOOTNOTE]
     return "\n".join(lines) + "\n"
 
 
 def _latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
                  ("#", r"\#"), ("$", r"\$"), ("‰", r"\textperthousand{}"), ("—", "--"),
-                 ("−∞", r"$-\infty$"), ("∞", r"$\infty$")):
+                 ("−∞", r"$-\infty$"), ("∞", r"$\infty$"), ("†", r"$^\dagger$")):
         text = text.replace(a, b)
     return text
 
@@ -111,6 +122,8 @@ def to_latex(leaderboard: pd.DataFrame) -> str:
              " & ".join(header) + r" \\", r"\midrule"]
     lines += [" & ".join(r) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
+    if any("†" in h for h in header):
+        lines += [_latex_escape(NON_STANDARD_FOOTNOTE)]
     return "\n".join(lines) + "\n"
 
 

@@ -212,3 +212,24 @@ def test_matches_torchmetrics_fid_and_kid():
     ref_kid = float(tm_kid.poly_mmd(torch.from_numpy(x), torch.from_numpy(y)))
     assert kernel_inception_distance(x, y, subset_size=60, subsets=1)[0] == pytest.approx(
         ref_kid, rel=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("n_a,n_b,d", [(30, 40, 64), (48, 48, 300), (5, 9, 16)])
+def test_lowrank_route_equals_sqrtm_and_clean_fid(n_a, n_b, d):
+    """Few samples in many dimensions: the nuclear-norm identity gives the sqrtm value."""
+    a, b = _feats(n_a, d, 40), _feats(n_b, d, 41, shift=0.1, scale=1.2)
+    low = frechet_distance(a, b, method="lowrank")
+    assert frechet_distance(a, b) == low  # auto picks lowrank when n < d
+    assert low == pytest.approx(frechet_distance(a, b, method="sqrtm"), rel=1e-6)
+    assert low == pytest.approx(_frechet_eig(a, b), rel=1e-6)
+    cfid = pytest.importorskip("cleanfid.fid")
+    assert low == pytest.approx(cfid.fid_from_feats(a, b), rel=1e-6)
+
+
+def test_lowrank_route_also_exact_with_many_samples():
+    a, b = _feats(200, 16, 42), _feats(150, 16, 43, shift=0.2)
+    assert frechet_distance(a, b, method="lowrank") == pytest.approx(
+        frechet_distance(a, b, method="sqrtm"), rel=1e-9)
+    with pytest.raises(ValueError, match="method"):
+        frechet_distance(a, b, method="eig")

@@ -1,5 +1,6 @@
 """Metrics: image (masked PSNR/SSIM), geometry (Chamfer, COV/MMD), distribution (FID/KID core),
-pointnet (P-FID/P-KID), parts (HoloPart part completion).
+features (Inception / CLIP / MobileNet image features), lpips (masked LPIPS), pointnet
+(P-FID/P-KID), parts (HoloPart part completion); weights (offline weight files).
 
 Each metric declares its direction in HIGHER_IS_BETTER, used by reports and drift checks.
 """
@@ -15,4 +16,12 @@ HIGHER_IS_BETTER = {
     "part_iou": True,
     "part_fscore": True,
     "success_rate": True,
+    "fid_inception": False,
+    "kid_inception": False,
+    "fid_mobilenet": False,
+    "kid_mobilenet": False,
+    "clip_score": True,
+    "lpips_masked": False,
+    "lpips_masked_vgg": False,
+    "lpips_masked_mobilenet": False,
 }

@@ -10,6 +10,14 @@ one row per sample; everything is computed in float64. Outputs are in squared fe
   the covariances is numerically singular and scipy's sqrtm returns non-finite values, eps * I is
   added to both covariances and the root recomputed; a small imaginary part from round-off is
   dropped, a large one on the diagonal (> 1e-3) raises ValueError.
+- Few samples in many dimensions (n_a, n_b < d, e.g. 48 renders in MobileNet's 1280-d space):
+  S_a = A^T A and S_b = B^T B with A, B the centred rows / sqrt(n - 1), so the non-zero
+  eigenvalues of S_a S_b are those of (A B^T)(A B^T)^T and Tr((S_a S_b)^(1/2)) is exactly the
+  nuclear norm (sum of singular values) of the small n_a x n_b matrix A B^T. `frechet_distance`
+  uses this identity when both sets have fewer rows than d (method "auto"): the same quantity
+  without a d x d sqrtm (0.01 s instead of 5 s at d = 1280, 33 s at d = 2048), and more
+  accurate, since sqrtm of a rank-deficient product is ill-conditioned. With n >= d (the
+  reportable regime: thousands of images) it is scipy's sqrtm, exactly as clean-fid.
 - KID (Binkowski et al. 2018): the unbiased MMD^2 with the cubic polynomial kernel
   k(x, y) = (x . y / d + 1)^3, averaged over random equal-size subsets (clean-fid's
   `kernel_distance` formula), with a seeded numpy Generator instead of the global RNG.
@@ -91,14 +99,30 @@ def frechet_from_statistics(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
 
 
-def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray, eps: float = 1e-6) -> float:
+def _frechet_lowrank(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Frechet distance through the n_a x n_b cross matrix (see the module docstring)."""
+    ca = (a - a.mean(axis=0)) / np.sqrt(a.shape[0] - 1)
+    cb = (b - b.mean(axis=0)) / np.sqrt(b.shape[0] - 1)
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    nuclear = float(np.linalg.svd(ca @ cb.T, compute_uv=False).sum())
+    return float(diff @ diff + np.sum(ca * ca) + np.sum(cb * cb) - 2.0 * nuclear)
+
+
+def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray, eps: float = 1e-6,
+                     method: str = "auto") -> float:
     """Frechet distance between Gaussians fitted to two feature sets.
 
     feats_a (n_a, d), feats_b (n_b, d), n >= 2 each. Raises ValueError on fewer than 2 samples,
     differing d, or non-finite input. With n < d the covariances are rank-deficient and the
     estimate is strongly biased: use thousands of samples for reportable numbers.
+    method: "sqrtm" (scipy, as clean-fid), "lowrank" (the exact nuclear-norm identity), or
+    "auto" = lowrank when both n_a and n_b are below d, else sqrtm.
     """
     a, b = _pair(feats_a, feats_b)
+    if method not in ("auto", "sqrtm", "lowrank"):
+        raise ValueError(f"method must be auto, sqrtm or lowrank, got {method!r}")
+    if method == "lowrank" or (method == "auto" and max(a.shape[0], b.shape[0]) < a.shape[1]):
+        return _frechet_lowrank(a, b)
     return frechet_from_statistics(*feature_statistics(a), *feature_statistics(b), eps=eps)
 
 

@@ -56,7 +56,7 @@ def throughput(images: np.ndarray, masks: np.ndarray) -> list[tuple[str, float]]
         t0 = time.perf_counter()
         for i in range(n):
             model(images[i], images[i + 1], masks[i])
-        rows.append((f"lpips {net} (pairs)", n / (time.perf_counter() - t0)))
+        rows.append((f"lpips {net}", n / (time.perf_counter() - t0)))
     return rows
 
 
@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(images)} eval-rig renders of {args.objects} GSO objects, {images.shape[1]}^2, "
           f"torch threads={__import__('torch').get_num_threads()}")
     for name, ips in throughput(images, masks):
-        print(f"  {name:<28} {'weights absent' if np.isnan(ips) else f'{ips:8.1f} images/s'}")
+        unit = "image pairs/s" if name.startswith("lpips") else "images/s"
+        print(f"  {name:<28} {'weights absent' if np.isnan(ips) else f'{ips:8.1f} {unit}'}")
     cold, warm = cache_saving(args.objects, ds.object_ids[: args.objects])
     print(f"second method (visible, {args.objects} objects x 3 settings): empty GT cache {cold:.2f} s, "
           f"GT cache filled by oracle {warm:.2f} s -> {cold / warm:.2f}x faster, {cold - warm:.2f} s saved")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.assets import Mesh
 from bench.cases import AmodalCase
@@ -24,10 +25,15 @@ class Generation:
 
     mesh: the generated surface; None means the method produced nothing (a failure).
     meta: anything the method wants recorded (sampler settings, seeds, weights hash).
+    gaussians: a 3D Gaussian splat output (bench.gaussians.Gaussians), kept as Gaussians for
+        rendering later; the mesh metrics use `mesh`.
+    parts: completed part meshes of a part-completion method (HoloPart), in the object frame.
     """
 
     mesh: Mesh | None
     meta: dict = field(default_factory=dict)
+    gaussians: Any = None
+    parts: list[Mesh] | None = None
 
 
 class Adapter(ABC):

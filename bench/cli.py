@@ -83,6 +83,11 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="weights file for a metric network: inception, clip-vit-b-32, mobilenet, "
                         "lpips-alex, lpips-vgg, lpips-mobilenet (repeatable)")
+    p.add_argument("--alignment", default="none", choices=["none", "yaw", "yaw+icp"],
+                   help="also report COV/MMD after aligning each generation to the GT (uses the GT: "
+                        "printed in separate *_aligned columns, recorded in every record)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="per-object limit for an in-process method's generate() (failure record)")
     p.add_argument("--require-metrics", action="store_true",
                    help="fail when a metric network has no weights (default: NaN + reason in notes)")
     if not demo:
@@ -285,7 +290,8 @@ def _cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) 
                        data=args.data, limit=args.limit, jobs=args.jobs,
                        rasterizer=args.rasterizer, cache=args.cache, sheets=args.sheets,
                        object_ids=args.objects, cases=cases, appearance=appearance,
-                       require_metrics=args.require_metrics)
+                       require_metrics=args.require_metrics, alignment=args.alignment,
+                       generation_timeout_s=args.timeout)
     t0 = time.perf_counter()
     try:
         path = run(config)

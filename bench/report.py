@@ -9,7 +9,9 @@ used. mmd_cd is reported x1000, cov_cd x100 (%), as the papers print. P-FID/P-KI
 Image metrics (bench.appearance): fid_<extractor> / kid_<extractor> are set level, between the
 generated and GT eval-rig renders of the group (every view of every object; `n_images` generated
 images); KID is printed x100 (%) and clip_score is in percent, as GENA3D prints them; pkid_pointnet
-stays unscaled. A metric whose network had no weights is NaN with the reason in `notes`; a metric
+stays unscaled. mmd_cd_aligned / cov_cd_aligned: the same set metrics after the run's optional
+frame alignment to the GT (bench.align; column `alignment`), NaN when the run did not align.
+A metric whose network had no weights is NaN with the reason in `notes`; a metric
 computed with a substitute network (fid_mobilenet, kid_mobilenet, lpips_masked_mobilenet) is
 named so and `notes` says it is not comparable with published numbers.
 """
@@ -30,7 +32,8 @@ IMAGE_COLUMNS = [c for e in FID_EXTRACTORS for c in (f"fid_{e}", f"kid_{e}", f"k
     PER_RECORD_IMAGE_METRICS + ["n_images"]
 COLUMNS = ["method", "protocol", "views", "occlusion_degree", "n", "success_rate", "psnr_masked",
            "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "pkid_pointnet", "pkid_pointnet_std",
-           "n_geometry", *IMAGE_COLUMNS, "dataset", "protocol_hash", "rasterizer", "pointnet_sha256",
+           "n_geometry", "mmd_cd_aligned", "cov_cd_aligned", "alignment", *IMAGE_COLUMNS,
+           "dataset", "protocol_hash", "rasterizer", "pointnet_sha256",
            "notes"]
 
 
@@ -135,6 +138,11 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
         if len(gens) < len(ok):
             notes.append(f"{len(ok) - len(gens)} generations rendered nothing in the eval rig "
                          "(excluded from COV/MMD, P-FID and FID/KID)")
+        aligned = [np.load(out / r.meta["alignment"]["pointcloud"]) for r in ok if r.pointcloud
+                   and r.meta.get("alignment", {}).get("pointcloud")]
+        alignments = sorted({r.meta.get("alignment", {}).get("method", "none") for r in ok})
+        cov_a, mmd_a = (coverage_mmd(aligned, refs) if aligned and refs and len(aligned) == len(gens)
+                        else (float("nan"), float("nan")))
         image_cols, image_notes, n_images = _image_distribution(out, protocol, ok, ref_ids)
         image_cols.update({m: _mean_metric(ok, m) for m in PER_RECORD_IMAGE_METRICS})
         image_cols["n_images"] = n_images
@@ -148,7 +156,8 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
             "pkid_pointnet": pkid, "pkid_pointnet_std": pkid_std, "n_geometry": len(gens),
             "dataset": recs[0].dataset, "protocol_hash": hashes.pop(),
             "rasterizer": ",".join(sorted({r.rasterizer for r in ok})),
-            "pointnet_sha256": pointnet.sha256,
+            "pointnet_sha256": pointnet.sha256, "mmd_cd_aligned": mmd_a * 1000,
+            "cov_cd_aligned": cov_a * 100, "alignment": ",".join(alignments),
         }
         row.update(image_cols)
         row["notes"] = "; ".join(notes + image_notes + _metric_notes(recs, row))

@@ -8,10 +8,13 @@ across runs and methods; the feature cache key also holds the extractor's weight
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
 import os
+import signal
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -60,6 +63,8 @@ class RunConfig:
     object_ids: list[str] = field(default_factory=list)
     cases: str | None = None  # exported CASES dir: methods are outputs found there (import)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    alignment: str = "none"  # bench.align: "none" | "yaw" | "yaw+icp" (aligned COV/MMD beside)
+    generation_timeout_s: float | None = None  # per generate() call, in-process adapters
     require_metrics: bool = False  # a metric network without weights is an error, not a NaN
 
 
@@ -158,6 +163,27 @@ def _image_features(suite: AppearanceSuite, rig_render, gt_feats: dict, out: Pat
     return metrics, files
 
 
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Raise TimeoutError in the main thread after `seconds` (SIGALRM). Code that holds the GIL
+    in C (a long numpy / torch call) is interrupted when it returns; a worker adapter
+    (bench.worker) kills a hung process instead."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise TimeoutError(f"generate() did not return within {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def _adapter(config: RunConfig, method: str):
     if config.cases:  # outputs computed elsewhere, read from the exported case folders
         from bench.casefile import ImportedMethod
@@ -220,7 +246,8 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
         for method in methods:
             t0 = time.perf_counter()
             try:
-                gen = _adapter(config, method).generate(case)
+                with _time_limit(config.generation_timeout_s):
+                    gen = _adapter(config, method).generate(case)
                 if gen.mesh is None:
                     raise ValueError(gen.meta.get("reason", "method returned no mesh"))
                 metrics, cloud, geometry_error, rig_render = _evaluate_generation(
@@ -237,8 +264,16 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                 written += 1
                 continue
             cpath = cloud_path(out, protocol.name, method, st.views, object_id, st.degree)
+            alignment = {"method": config.alignment}
             if cloud is not None:
                 write_array(cpath, cloud)
+                if config.alignment != "none":
+                    from bench.align import align, apply
+
+                    a = align(cloud, gt, config.alignment)
+                    apath = cpath.with_name(cpath.stem + ".aligned.npy")
+                    write_array(apath, apply(a.transform, cloud))
+                    alignment = {**a.record(), "pointcloud": str(apath.relative_to(out))}
             write_record(record_path(out, protocol.name, method, st.views, object_id, st.degree),
                          Record(method=method, views=st.views, occlusion_degree=st.degree,
                                 status="ok", metrics=metrics,
@@ -252,6 +287,7 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                                       "visible_fractions": [v.visible_fraction for v in case.views],
                                       "generation": {k: v for k, v in gen.meta.items()
                                                      if isinstance(v, (int, float, str))},
+                                      "alignment": alignment,
                                       "fid_extractors": suite.fid_names,
                                       "weights_sha256": suite.weights_sha256(),
                                       "missing_metrics": suite.missing},
@@ -279,6 +315,10 @@ def run(config: RunConfig, progress: bool = True) -> Path:
         from bench.adapter import adapter_class
 
         adapter_class(m)  # fail fast on an unknown method
+    from bench.align import ALIGNMENTS
+
+    if config.alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, got {config.alignment!r}")
     suite = appearance_suite(config)  # load (or find missing) metric networks before any work
     if config.require_metrics:
         suite.require()

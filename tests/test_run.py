@@ -161,3 +161,76 @@ def test_generation_that_renders_nothing_fails_geometry_only(small_data, tmp_pat
     assert board.loc["offscreen", "n_geometry"] == 0 and board.loc["oracle", "n_geometry"] == 2
     assert "rendered nothing" in board.loc["offscreen", "notes"]
     assert board.loc["offscreen", "cov_cd"] == 0
+
+
+class _Hangs:
+    name = "hangs"
+
+    @classmethod
+    def availability(cls):
+        return True, ""
+
+    def generate(self, case):
+        time.sleep(60)
+
+
+class _Turned:
+    """The GT mesh turned by 90 degrees about +Z: right shape, wrong frame."""
+
+    name = "turned"
+
+    @classmethod
+    def availability(cls):
+        return True, ""
+
+    def generate(self, case):
+        import numpy as np
+
+        from bench.adapter import Generation
+        from bench.assets import load_asset
+
+        mesh = load_asset(case.source).mesh
+        rot = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], np.float32)
+        return Generation(type(mesh)(mesh.vertices @ rot.T, mesh.faces))
+
+
+def test_hanging_method_times_out_into_a_failure_record(small_data, tmp_path, monkeypatch):
+    from bench import adapter
+
+    monkeypatch.setitem(adapter.REGISTRY, "hangs", "tests.test_run:_Hangs")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    out = tmp_path / "run"
+    t0 = time.perf_counter()
+    run(_config(out, small_data, methods=["hangs"], object_ids=OBJECTS[:1], generation_timeout_s=1.0),
+        progress=False)
+    assert time.perf_counter() - t0 < 50
+    (rec,) = load_records(out)
+    assert rec.status == "failed" and "did not return within 1 s" in rec.reason
+
+
+def test_alignment_reported_beside_unaligned(small_data, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from bench import adapter
+
+    monkeypatch.setitem(adapter.REGISTRY, "turned", "tests.test_run:_Turned")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    out = tmp_path / "run"
+    run(_config(out, small_data, methods=["turned"], alignment="yaw+icp"), progress=False)
+    recs = load_records(out)
+    assert all(r.meta["alignment"]["method"] == "yaw+icp" for r in recs)
+    assert all(r.meta["alignment"]["chamfer_after"] <= r.meta["alignment"]["chamfer_before"] for r in recs)
+    # the 12-pack is not symmetric about Z: the 90-degree turn is found and undone (the plate is,
+    # so turning it changes almost nothing)
+    pack = next(r for r in recs if r.object_id.startswith("Diet_Pepsi")).meta["alignment"]
+    assert pack["chamfer_after"] < 0.01 * pack["chamfer_before"]
+    import numpy as np
+
+    np.testing.assert_allclose(np.array(pack["transform"])[:3, :3],
+                               [[0, 1, 0], [-1, 0, 0], [0, 0, 1]], atol=0.01)
+    row = pd.read_csv(out / "leaderboard.csv").iloc[0]
+    assert row.alignment == "yaw+icp"
+    assert row.mmd_cd > 1.0 and row.mmd_cd_aligned < 0.05 * row.mmd_cd  # per mille
+    assert row.cov_cd_aligned == 100.0
+    with pytest.raises(ValueError, match="alignment must be one of"):
+        run(_config(tmp_path / "bad", small_data, alignment="icp-only"), progress=False)

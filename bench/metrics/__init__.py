@@ -10,6 +10,8 @@ HIGHER_IS_BETTER = {
     "ssim_masked": True,
     "mmd_cd": False,
     "cov_cd": True,
+    "mmd_cd_aligned": False,
+    "cov_cd_aligned": True,
     "pfid_pointnet": False,
     "pkid_pointnet": False,
     "part_chamfer": False,

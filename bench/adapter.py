@@ -55,6 +55,15 @@ class Adapter(ABC):
 REGISTRY: dict[str, str] = {
     "oracle": "baselines.oracle:Oracle",
     "visible": "baselines.visible:Visible",
+    "visual-hull": "baselines.visual_hull:VisualHull",
+    "trellis": "baselines.trellis:Trellis",
+    "trellis-multidiffusion": "baselines.trellis:TrellisMultidiffusion",
+    "pix2gestalt-trellis": "baselines.pix2gestalt_trellis:Pix2GestaltTrellis",
+    "pix2gestalt-trellis-mv": "baselines.pix2gestalt_trellis:Pix2GestaltTrellisMV",
+    "amodal3r": "baselines.amodal3r:Amodal3R",
+    "gena3d": "baselines.gena3d:GENA3D",
+    "sam3d": "baselines.sam3d:SAM3DObjects",
+    "holopart": "baselines.holopart:HoloPart",
 }
 
 
@@ -70,5 +79,19 @@ def adapter_class(name: str) -> type[Adapter]:
 
 
 def get_adapter(name: str) -> Adapter:
-    """Instantiate a registered method by name."""
-    return adapter_class(name)()
+    """Instantiate a method: a registered name, or a `worker:<spec.yaml>` /
+    `precomputed:<cases_dir>:<method>` string (bench.worker)."""
+    from bench.worker import adapter_from_string
+
+    adapter = adapter_from_string(name)
+    return adapter if adapter is not None else adapter_class(name)()
+
+
+def check_method(name: str) -> str:
+    """Fail fast (ValueError) on an unknown or invalid method; returns its record name."""
+    from bench.worker import is_method_string, method_name
+
+    if is_method_string(name):
+        return method_name(name)  # builds the adapter: reads the spec, checks the CASES root
+    adapter_class(name)
+    return name

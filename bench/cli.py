@@ -33,11 +33,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _methods(value: str) -> list[str]:
+    from bench.worker import adapter_from_string, is_method_string
+
     names = [m.strip() for m in value.split(",") if m.strip()]
-    bad = [m for m in names if m not in list_methods()]
+    bad = [m for m in names if m not in list_methods() and not is_method_string(m)]
     if bad or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown method {', '.join(bad) or '(none)'}; valid: {', '.join(list_methods())}")
+            f"unknown method {', '.join(bad) or '(none)'}; valid: {', '.join(list_methods())}, "
+            "worker:<spec.yaml>, precomputed:<cases_dir>:<method>")
+    for m in names:
+        if is_method_string(m):
+            try:
+                adapter_from_string(m)  # the spec file or the CASES root, checked now
+            except ValueError as e:
+                raise argparse.ArgumentTypeError(str(e)) from e
     return names
 
 
@@ -94,7 +103,8 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
         p.add_argument("--protocol", required=True, type=_protocol,
                        help=f"a name ({', '.join(list_protocols())}) or a protocol YAML path")
         p.add_argument("--methods", type=_methods, required=True,
-                       help=f"comma-separated, from: {', '.join(list_methods())}")
+                       help=f"comma-separated, from: {', '.join(list_methods())}; or "
+                            "worker:<spec.yaml> (bench.worker) or precomputed:<cases_dir>:<method>")
 
 
 def _add_case_args(p: argparse.ArgumentParser) -> None:

@@ -163,6 +163,11 @@ def _image_features(suite: AppearanceSuite, rig_render, gt_feats: dict, out: Pat
     return metrics, files
 
 
+def _scalars(meta: dict) -> dict:
+    """The JSON-scalar entries of a method's meta (what records keep of it)."""
+    return {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))}
+
+
 @contextlib.contextmanager
 def _time_limit(seconds: float | None):
     """Raise TimeoutError in the main thread after `seconds` (SIGALRM). Code that holds the GIL
@@ -198,19 +203,24 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
     ds = open_dataset(config.dataset, config.data)
     out = Path(config.out)
     prov = provenance()
+    from bench.worker import method_name
+
+    label = {m: method_name(m) for m in config.methods}  # the name records are kept under
     todo = [(m, st) for st in protocol.settings for m in config.methods
-            if not record_path(out, protocol.name, m, st.views, object_id, st.degree).is_file()]
+            if not record_path(out, protocol.name, label[m], st.views, object_id,
+                               st.degree).is_file()]
     if not todo:
         return 0
     base = dict(protocol=protocol.name, protocol_hash=protocol.content_hash, dataset=ds.name,
                 object_id=object_id, seed=protocol.seed_for(object_id), provenance=prov)
 
-    def fail(method, st, reason, tb="", backend=""):
-        write_record(record_path(out, protocol.name, method, st.views, object_id, st.degree),
-                     Record(method=method, views=st.views, occlusion_degree=st.degree,
+    def fail(method, st, reason, tb="", backend="", meta=None):
+        write_record(record_path(out, protocol.name, label[method], st.views, object_id,
+                                 st.degree),
+                     Record(method=label[method], views=st.views, occlusion_degree=st.degree,
                             status="failed", reason=reason,
                             traceback_digest=traceback_digest(tb) if tb else "",
-                            rasterizer=backend, **base))
+                            rasterizer=backend, meta={"generation": _scalars(meta or {})}, **base))
 
     try:
         asset = ds.load(object_id)
@@ -248,22 +258,25 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
             try:
                 with _time_limit(config.generation_timeout_s):
                     gen = _adapter(config, method).generate(case)
-                if gen.mesh is None:
-                    raise ValueError(gen.meta.get("reason", "method returned no mesh"))
+                if gen.mesh is None:  # the method's own reason and its log (workers) are kept
+                    fail(method, st, gen.meta.get("reason", "method returned no mesh"),
+                         backend=backend, meta=gen.meta)
+                    written += 1
+                    continue
                 metrics, cloud, geometry_error, rig_render = _evaluate_generation(
                     gen.mesh, case, gt_inputs, protocol, config, suite)
                 feature_files = {}
                 if cloud is not None:  # an empty render has no image features either
                     image_metrics, feature_files = _image_features(
                         suite, rig_render, gt_feats, out,
-                        lambda n, m=method, s=st: features_path(out, protocol.name, m, s.views,
+                        lambda n, m=label[method], s=st: features_path(out, protocol.name, m, s.views,
                                                                 object_id, s.degree, n))
                     metrics.update(image_metrics)
             except Exception as e:  # failures are data: record and go on
                 fail(method, st, f"{type(e).__name__}: {e}", traceback.format_exc(), backend)
                 written += 1
                 continue
-            cpath = cloud_path(out, protocol.name, method, st.views, object_id, st.degree)
+            cpath = cloud_path(out, protocol.name, label[method], st.views, object_id, st.degree)
             alignment = {"method": config.alignment}
             if cloud is not None:
                 write_array(cpath, cloud)
@@ -274,8 +287,9 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                     apath = cpath.with_name(cpath.stem + ".aligned.npy")
                     write_array(apath, apply(a.transform, cloud))
                     alignment = {**a.record(), "pointcloud": str(apath.relative_to(out))}
-            write_record(record_path(out, protocol.name, method, st.views, object_id, st.degree),
-                         Record(method=method, views=st.views, occlusion_degree=st.degree,
+            write_record(record_path(out, protocol.name, label[method], st.views, object_id,
+                                     st.degree),
+                         Record(method=label[method], views=st.views, occlusion_degree=st.degree,
                                 status="ok", metrics=metrics,
                                 pointcloud=str(cpath.relative_to(out)) if cloud is not None else "",
                                 features=feature_files,
@@ -285,8 +299,7 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                                       "geometry_error": geometry_error,
                                       "view_yaws_deg": [v.yaw_deg for v in case.views],
                                       "visible_fractions": [v.visible_fraction for v in case.views],
-                                      "generation": {k: v for k, v in gen.meta.items()
-                                                     if isinstance(v, (int, float, str))},
+                                      "generation": _scalars(gen.meta),
                                       "alignment": alignment,
                                       "fid_extractors": suite.fid_names,
                                       "weights_sha256": suite.weights_sha256(),
@@ -294,7 +307,7 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                                 **base))
             written += 1
             if index < config.sheets:
-                sheet_renders[(method, st.label)] = (case, rig_render)
+                sheet_renders[(label[method], st.label)] = (case, rig_render)
     if sheet_renders:
         from bench.viz import write_contact_sheet
 
@@ -311,10 +324,13 @@ def run(config: RunConfig, progress: bool = True) -> Path:
 
     protocol = load_protocol(config.protocol)
     ds = open_dataset(config.dataset, config.data)
-    for m in config.methods if not config.cases else []:
-        from bench.adapter import adapter_class
+    if not config.cases:
+        from bench.adapter import check_method
 
-        adapter_class(m)  # fail fast on an unknown method
+        names = [check_method(m) for m in config.methods]  # fail fast on an unknown method
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"several methods are recorded as {', '.join(dup)}; rename one")
     from bench.align import ALIGNMENTS
 
     if config.alignment not in ALIGNMENTS:

@@ -16,7 +16,7 @@ def _cli(*args, timeout=120):
 @pytest.mark.parametrize("args,expect", [
     (["run", "--protocol", "nope", "--methods", "oracle", "--out", "x"], "amodal3r-gso"),
     (["run", "--protocol", "amodal3r-gso", "--methods", "oracle,foo", "--out", "x"],
-     "valid: oracle, visible"),
+     "unknown method foo; valid: "),
     (["run", "--protocol", "amodal3r-gso", "--methods", "oracle", "--out", "x",
       "--rasterizer", "pytorch3d"], "moderngl"),
     (["ls", "things"], "protocols"),

@@ -35,6 +35,7 @@ from bench.cases import AmodalCase, InputView
 RESOLUTION = 128  # voxels per side of the [-0.5, 0.5]^3 cube
 FREE_SPACE_MARGIN = 2.0  # voxels: carve only voxels this far in front of the observed depth
 COLOR_DEPTH_TOLERANCE = 4.0  # voxels: a vertex is seen by a view when its depth matches this well
+CENTRED = True  # clip to the origin-centred box the hull allows (see clip_to_centred_box)
 HALF_EXTENT = 0.5  # the object cube of the TRELLIS frame
 
 
@@ -176,8 +177,9 @@ class VisualHull(Adapter):
 
     def __init__(self, resolution: int = RESOLUTION, free_space: bool = True,
                  margin_voxels: float = FREE_SPACE_MARGIN,
-                 color_tolerance_voxels: float = COLOR_DEPTH_TOLERANCE):
+                 color_tolerance_voxels: float = COLOR_DEPTH_TOLERANCE, centred: bool = CENTRED):
         self.resolution = int(resolution)
+        self.centred = bool(centred)
         self.free_space = bool(free_space)
         self.margin_voxels = float(margin_voxels)
         self.color_tolerance_voxels = float(color_tolerance_voxels)
@@ -185,11 +187,13 @@ class VisualHull(Adapter):
     def generate(self, case: AmodalCase) -> Generation:
         meta = {"resolution": self.resolution, "free_space": self.free_space,
                 "free_space_margin_voxels": self.margin_voxels,
-                "color_tolerance_voxels": self.color_tolerance_voxels}
+                "color_tolerance_voxels": self.color_tolerance_voxels, "centred": self.centred}
         views = list(case.views)
         if not any((v.visibility_mask | v.occlusion_mask).any() for v in views):
             return Generation(None, {**meta, "reason": "no object pixels in any view"})
         occ = carve(views, self.resolution, self.free_space, self.margin_voxels)
+        if self.centred:
+            occ = clip_to_centred_box(occ)
         if not occ.any():
             return Generation(None, {**meta, "reason": "every voxel was carved: empty hull"})
         if occ.all():

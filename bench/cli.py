@@ -7,6 +7,7 @@
     amodal-bench export-cases --protocol P --out CASES    # cases on disk for external methods
     amodal-bench import --cases CASES --methods m1,m2     # evaluate their outputs
     amodal-bench show-case --protocol P --objects id --out DIR
+    amodal-bench pcs RUN --endpoint URL   # VLM-judged PCS over a run's saved renders
     amodal-bench ls protocols|methods|datasets|rasterizers
 """
 
@@ -97,6 +98,8 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
                         "printed in separate *_aligned columns, recorded in every record)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="per-object limit for an in-process method's generate() (failure record)")
+    p.add_argument("--save-renders", action="store_true",
+                   help="keep each generation's eval-rig renders as PNG (input of `amodal-bench pcs`)")
     p.add_argument("--require-metrics", action="store_true",
                    help="fail when a metric network has no weights (default: NaN + reason in notes)")
     if not demo:
@@ -229,6 +232,52 @@ def _cmd_drift(args) -> int:
     return 0
 
 
+def _cmd_pcs(args) -> int:
+    """Judge the saved eval-rig renders of a run (PCS) and refresh its leaderboard."""
+    import json
+
+    from PIL import Image
+
+    from bench.pcs import JudgeCache, JudgeSettings, OpenAIJudge, TransformersJudge, score_many
+    from bench.report import format_table, write_leaderboard
+    from bench.store import atomic_write_bytes, load_records, pcs_path, renders_dir
+
+    run = Path(args.run)
+    try:
+        records = [r for r in load_records(run) if r.ok]
+        settings = JudgeSettings(seed=args.seed, max_attempts=args.max_attempts)
+        judge = (OpenAIJudge(args.endpoint, args.model, timeout_s=args.timeout, settings=settings)
+                 if args.endpoint else TransformersJudge(args.transformers, settings=settings))
+    except (ValueError, FileNotFoundError, OSError) as e:
+        sys.stderr.write(f"amodal-bench: error: {e}\n")
+        return 2
+    items, paths, unrendered = {}, {}, 0
+    for r in records:
+        d = renders_dir(run, r.protocol, r.method, r.views, r.object_id, r.occlusion_degree)
+        views = sorted(d.glob("view_*.png"), key=lambda p: int(p.stem.split("_")[1]))
+        if not views:
+            unrendered += 1
+            continue
+        key = str(d.relative_to(run))
+        items[key] = [Image.open(p).convert("RGB") for p in views]
+        paths[key] = pcs_path(run, r.protocol, r.method, r.views, r.object_id, r.occlusion_degree)
+    if not items:
+        sys.stderr.write(f"amodal-bench: error: no saved renders under {run / 'renders'}: PCS judges the "
+                         "eval-rig renders, run with --save-renders\n")
+        return 2
+    cache = JudgeCache(Path(args.cache) if args.cache else Path.home() / ".cache" / "amodal-bench" / "pcs")
+    verdicts = score_many(judge, items, concurrency=args.concurrency, cache=cache)
+    for key, verdict in verdicts.items():
+        atomic_write_bytes(paths[key], json.dumps(verdict.to_dict(), indent=1).encode())
+    missing = sum(v.score is None for v in verdicts.values())
+    print(f"judged {len(verdicts)} generations ({missing} without a score"
+          + (f"; {unrendered} have no saved renders" if unrendered else "") + ")")
+    import pandas as pd
+
+    print(format_table(pd.read_csv(write_leaderboard(run))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="amodal-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -260,6 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--baseline", required=True)
     drift.add_argument("--tolerances", default=None,
                        help="YAML of per-metric tolerances (default reports/drift_tolerances.yaml)")
+    pcs = sub.add_parser("pcs", help="PCS: a VLM judges each generation's saved eval-rig renders")
+    pcs.add_argument("run", help="run directory made with --save-renders")
+    judge = pcs.add_mutually_exclusive_group(required=True)
+    judge.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (vLLM)")
+    judge.add_argument("--transformers", metavar="PATH", help="local Qwen-VL model directory (in-process)")
+    pcs.add_argument("--model", default="Qwen/Qwen3-VL-32B-Instruct", help="model id sent to the endpoint")
+    pcs.add_argument("--concurrency", type=int, default=4)
+    pcs.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    pcs.add_argument("--max-attempts", type=int, default=3, help="tries per object for a parseable answer")
+    pcs.add_argument("--seed", type=int, default=0)
+    pcs.add_argument("--cache", default=None, help="judge answer cache (default ~/.cache/amodal-bench/pcs)")
     ls = sub.add_parser("ls", help="list what exists")
     ls.add_argument("what", choices=["protocols", "methods", "datasets", "rasterizers"])
     return parser
@@ -301,7 +361,7 @@ def _cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) 
                        rasterizer=args.rasterizer, cache=args.cache, sheets=args.sheets,
                        object_ids=args.objects, cases=cases, appearance=appearance,
                        require_metrics=args.require_metrics, alignment=args.alignment,
-                       generation_timeout_s=args.timeout)
+                       generation_timeout_s=args.timeout, save_renders=args.save_renders)
     t0 = time.perf_counter()
     try:
         path = run(config)
@@ -334,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_report(args)
     if args.command == "drift":
         return _cmd_drift(args)
+    if args.command == "pcs":
+        return _cmd_pcs(args)
     if args.command == "ls":
         if args.what == "protocols":
             for name in list_protocols():

@@ -44,6 +44,7 @@ METRICS: list[tuple[str, str, str]] = [
     ("kid_inception", "KID %", "{:.3f}"),
     ("clip_score", "CLIP %", "{:.2f}"),
     ("lpips_masked", "LPIPS-m", "{:.4f}"),
+    ("pcs", "PCS", "{:.1f}"),
     ("fid_mobilenet", "FID-MobileNet†", "{:.2f}"),
     ("kid_mobilenet", "KID-MobileNet %†", "{:.3f}"),
     ("lpips_masked_mobilenet", "LPIPS-m-MobileNet†", "{:.4f}"),

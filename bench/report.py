@@ -29,7 +29,7 @@ from bench.store import gt_cloud_path, load_records
 FID_EXTRACTORS = ("inception", "mobilenet")  # extractors with leaderboard columns
 PER_RECORD_IMAGE_METRICS = ["clip_score", "lpips_masked", "lpips_masked_vgg", "lpips_masked_mobilenet"]
 IMAGE_COLUMNS = [c for e in FID_EXTRACTORS for c in (f"fid_{e}", f"kid_{e}", f"kid_{e}_std")] + \
-    PER_RECORD_IMAGE_METRICS + ["n_images"]
+    PER_RECORD_IMAGE_METRICS + ["n_images", "pcs", "pcs_n", "pcs_judge"]
 COLUMNS = ["method", "protocol", "views", "occlusion_degree", "n", "success_rate", "psnr_masked",
            "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "pkid_pointnet", "pkid_pointnet_std",
            "n_geometry", "mmd_cd_aligned", "cov_cd_aligned", "alignment", *IMAGE_COLUMNS,
@@ -100,6 +100,30 @@ def _image_distribution(out: Path, protocol: str, ok: list, ref_ids: list) -> tu
     return cols, notes, n_images
 
 
+def _pcs(out: Path, ok: list) -> tuple[dict, list]:
+    """PCS over the group's generations that have a judge verdict (amodal-bench pcs)."""
+    import json
+
+    from bench.store import pcs_path
+
+    verdicts = []
+    for r in ok:
+        p = pcs_path(out, r.protocol, r.method, r.views, r.object_id, r.occlusion_degree)
+        if p.is_file():
+            verdicts.append(json.loads(p.read_text()))
+    if not verdicts:
+        return {"pcs": float("nan"), "pcs_n": 0, "pcs_judge": ""}, []
+    scores = [v["score"] for v in verdicts if v.get("score") is not None]
+    judges = sorted({f"{v.get('model', '')} prompt {v.get('prompt_sha256', '')[:12]}" for v in verdicts})
+    notes = []
+    if len(scores) < len(ok):
+        notes.append(f"pcs: {len(ok) - len(scores)} of {len(ok)} generations without a judge score "
+                     f"({len(verdicts) - len(scores)} unparseable or failed, "
+                     f"{len(ok) - len(verdicts)} not judged)")
+    return {"pcs": float(np.mean(scores)) if scores else float("nan"), "pcs_n": len(scores),
+            "pcs_judge": "; ".join(judges)}, notes
+
+
 def _metric_notes(recs: list, row: dict) -> list[str]:
     """Why image metrics are missing (from the records) and which shown ones are non-standard."""
     from bench.appearance import grouped_notes, missing_notes, non_standard_metrics
@@ -146,6 +170,9 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
         image_cols, image_notes, n_images = _image_distribution(out, protocol, ok, ref_ids)
         image_cols.update({m: _mean_metric(ok, m) for m in PER_RECORD_IMAGE_METRICS})
         image_cols["n_images"] = n_images
+        pcs_cols, pcs_notes = _pcs(out, ok)
+        image_cols.update(pcs_cols)
+        image_notes += pcs_notes
         row = {
             "method": method, "protocol": protocol, "views": views,
             "occlusion_degree": np.nan if degree < 0 else degree, "n": len(recs),

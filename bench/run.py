@@ -42,6 +42,7 @@ from bench.store import (
     gt_features_path,
     provenance,
     record_path,
+    renders_dir,
     traceback_digest,
     write_array,
     write_record,
@@ -65,6 +66,7 @@ class RunConfig:
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     alignment: str = "none"  # bench.align: "none" | "yaw" | "yaw+icp" (aligned COV/MMD beside)
     generation_timeout_s: float | None = None  # per generate() call, in-process adapters
+    save_renders: bool = False  # eval-rig renders as PNG per generation (input of the PCS judge)
     require_metrics: bool = False  # a metric network without weights is an error, not a NaN
 
 
@@ -161,6 +163,20 @@ def _image_features(suite: AppearanceSuite, rig_render, gt_feats: dict, out: Pat
         if name == CLIP_EXTRACTOR:
             metrics["clip_score"] = suite.clip_score(feats, gt_feats[name])
     return metrics, files
+
+
+def _save_renders(directory: Path, rgb: np.ndarray) -> None:
+    """(V, H, W, 3) float renders -> view_<k>.png (8-bit, rounded), written atomically."""
+    import io
+
+    from PIL import Image
+
+    from bench.store import atomic_write_bytes
+
+    for k, img in enumerate(rgb):
+        buf = io.BytesIO()
+        Image.fromarray(np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(buf, "PNG")
+        atomic_write_bytes(directory / f"view_{k}.png", buf.getvalue())
 
 
 def _scalars(meta: dict) -> dict:
@@ -276,6 +292,9 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
                 fail(method, st, f"{type(e).__name__}: {e}", traceback.format_exc(), backend)
                 written += 1
                 continue
+            if config.save_renders and rig_render is not None:
+                _save_renders(renders_dir(out, protocol.name, label[method], st.views, object_id,
+                                          st.degree), rig_render.rgb)
             cpath = cloud_path(out, protocol.name, label[method], st.views, object_id, st.degree)
             alignment = {"method": config.alignment}
             if cloud is not None:

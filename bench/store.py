@@ -7,6 +7,8 @@ Layout of a run directory:
     pointclouds/<protocol>/<method>/views-<n>/<object>.npy
     features/<protocol>/gt/<object>.<extractor>.npz  eval-rig image features (V, d), GT side
     features/<protocol>/<method>/views-<n>/<object>.<extractor>.npz
+    renders/<protocol>/<method>/views-<n>/<object>/view_<k>.png   eval-rig renders (--save-renders)
+    pcs/<protocol>/<method>/views-<n>/<object>.json   PCS judge verdicts (amodal-bench pcs)
     leaderboard.csv
 A record exists only once complete (temp file + rename), so a killed run resumes where it stopped.
 """
@@ -75,6 +77,18 @@ def features_path(out: Path, protocol: str, method: str, views: int, object_id: 
                   degree: float | None, extractor: str) -> Path:
     return (Path(out) / "features" / protocol / method / setting_label(views, degree)
             / f"{object_id}.{extractor}.npz")
+
+
+def renders_dir(out: Path, protocol: str, method: str, views: int, object_id: str,
+                degree: float | None) -> Path:
+    """Eval-rig renders of one generation, view_<k>.png in rig order (`--save-renders`)."""
+    return Path(out) / "renders" / protocol / method / setting_label(views, degree) / object_id
+
+
+def pcs_path(out: Path, protocol: str, method: str, views: int, object_id: str,
+             degree: float | None) -> Path:
+    """The PCS judge's verdict on one generation (`amodal-bench pcs`)."""
+    return Path(out) / "pcs" / protocol / method / setting_label(views, degree) / f"{object_id}.json"
 
 
 def gt_features_path(out: Path, protocol: str, object_id: str, extractor: str) -> Path:

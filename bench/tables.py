@@ -29,6 +29,7 @@ METRICS = {  # column -> printed header (unit), in table order
     "kid_inception": "KID (%)",
     "clip_score": "CLIP (%)",
     "lpips_masked": "LPIPS-m",
+    "pcs": "PCS (%)",
     "fid_mobilenet": "FID-MobileNet†",
     "kid_mobilenet": "KID-MobileNet (%)†",
     "lpips_masked_mobilenet": "LPIPS-m-MobileNet†",

@@ -23,6 +23,7 @@ HIGHER_IS_BETTER = {
     "fid_mobilenet": False,
     "kid_mobilenet": False,
     "clip_score": True,
+    "pcs": True,
     "lpips_masked": False,
     "lpips_masked_vgg": False,
     "lpips_masked_mobilenet": False,

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from conftest import SMALL_GSO_OBJECT, gso_mesh_path
 from PIL import Image
 
 import baselines._gpu as gpu
@@ -58,7 +59,6 @@ from bench.cases import build_case
 from bench.encodings import GENA3D_THRESHOLD, decode_amodal3r
 from bench.gaussians import quaternion_to_matrix
 from bench.protocol import load_protocol
-from tests.conftest import SMALL_GSO_OBJECT, gso_mesh_path
 
 GPU_METHODS = ["trellis", "trellis-multidiffusion", "pix2gestalt-trellis", "pix2gestalt-trellis-mv",
                "amodal3r", "gena3d", "sam3d", "holopart"]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
+from conftest import SMALL_GSO_OBJECT, gso_mesh_path
 from PIL import Image
 
 from bench.assets import Z_UP_TO_Y_UP, load_asset
 from bench.normalize import normalize_output, output_mesh
-from tests.conftest import SMALL_GSO_OBJECT, gso_mesh_path
 
 # an asymmetric tetrahedron: distinct extents along x (1), y (2), z (3), so any swapped or flipped
 # axis changes the bbox; the apex is the only vertex with z > 0

@@ -1,25 +1,37 @@
 """`visual-hull`: occlusion-aware space carving from the input views, on the CPU.
 
-The classical amodal baseline: the object is whatever the input views cannot rule out.
+The classical amodal baseline: the object is whatever the input views cannot rule out, plus two
+documented priors (centred box, symmetry) for the space no view observes.
 
-Grid: RESOLUTION^3 voxels tiling the object cube [-0.5, 0.5]^3 (TRELLIS frame); a voxel is tested
-by its centre only (the centre's projection picks one pixel of each view), which places the
-surface within half a voxel of where a full-footprint test would, and is a few numpy operations
-per view (no loop over voxels).
+Grid: RESOLUTION^3 voxels tiling the object cube [-0.5, 0.5]^3 (TRELLIS frame). A voxel is tested
+by its centre only: the centre's projection picks one pixel of each view (pixel j covers
+[j, j + 1)), which places the surface within half a voxel of a full-footprint test; each view is a
+few vectorized numpy operations over the voxels still occupied (no Python loop over voxels).
 
-Carving rules, per view, for a voxel whose centre projects inside the image and in front of the
-camera (a voxel projecting outside an image is not carved by that view):
-  - background pixel (neither visibility_mask nor occlusion_mask): the ray meets no object, carve;
-  - occluded pixel (occlusion_mask): never carved by that view - the occluder hides what is there
-    (with the harness's 3D-consistent occlusion these pixels are still object silhouette);
-  - visible pixel, free-space carving (`free_space`, on by default): the ray's first surface is
-    at the observed depth d, so a voxel with camera z < d - margin lies in front of it and is
-    empty; voxels at or behind d - margin are kept. The margin (FREE_SPACE_MARGIN voxels) absorbs
-    the centre test: the voxel centre's ray and its pixel's centre ray differ by under a pixel.
+1. Carving, per view (carve_view). A voxel whose centre projects inside the image:
+   - background pixel (neither visibility_mask nor occlusion_mask): the ray meets no object, carve;
+   - occluded pixel (occlusion_mask): never carved by that view, the occluder hides what is there;
+   - visible pixel, free-space carving (`free_space`, on by default): the ray's first surface is
+     at the observed depth d, so a voxel with camera z < d - margin is in front of it and empty;
+     voxels at or behind d - margin are kept. The margin (FREE_SPACE_MARGIN voxels) absorbs the
+     centre test (the voxel centre's ray and its pixel centre's ray differ by under a pixel).
+   A voxel projecting outside the image is not carved by that view, unless the view's silhouette
+   (visible | occluded) does not touch the image border: then the whole object is in the frame
+   and everything projecting outside it is empty.
+2. Centred box (`centred`, on by default): the harness's frame centres the object's bounding box
+   at the origin (bench.assets.normalize_mesh), so the object's half-extent along an axis is at
+   most min(-lo, hi) of the hull's extent [lo, hi]; voxels beyond it are removed.
+3. Symmetry (`symmetry`, "rot180z" by default): a voxel that no view observes (every view has it
+   behind a visible surface, under an occluded pixel or out of frame: it is not within
+   SURFACE_BAND voxels of any observed depth) is removed when its counterpart under the symmetry
+   was carved by observation in step 1. "rot180z" is the half-turn about the vertical axis through
+   the box centre, (x, y, z) -> (-x, -y, z), independent of the object's yaw; "mirror-xy" removes
+   it when its mirror image in x = 0 or in y = 0 was carved (stronger: assumes an axis-aligned,
+   two-plane symmetric object); "none" keeps every unobserved voxel (the plain hull).
 
-The kept voxels are meshed by marching cubes on the zero-padded occupancy at level 0.5 (so the
-surface is closed and lies half-way between kept and carved voxel centres). Vertex colours come
-from the views that see the vertex: its pixel is visible and |camera z - observed depth| is within
+The kept voxels are meshed by marching cubes on the zero-padded occupancy at level 0.5 (closed,
+outward-facing, half-way between kept and carved voxel centres). Vertex colours come from the views
+that see the vertex: its pixel is visible and |camera z - observed depth| is within
 COLOR_DEPTH_TOLERANCE voxels; the accepted colours are averaged. A vertex no view sees (occluded,
 the back, the bottom) gets the mean visible colour of the case.
 """
@@ -34,14 +46,23 @@ from bench.cases import AmodalCase, InputView
 
 RESOLUTION = 128  # voxels per side of the [-0.5, 0.5]^3 cube
 FREE_SPACE_MARGIN = 2.0  # voxels: carve only voxels this far in front of the observed depth
+SURFACE_BAND = 3.0  # voxels: a voxel this close to an observed depth is observed (kept by symmetry)
 COLOR_DEPTH_TOLERANCE = 4.0  # voxels: a vertex is seen by a view when its depth matches this well
-CENTRED = True  # clip to the origin-centred box the hull allows (see clip_to_centred_box)
+CENTRED = True  # clip to the origin-centred box the hull allows (clip_to_centred_box)
+SYMMETRY = "rot180z"  # prior for unobserved voxels: "none", "rot180z" or "mirror-xy"
+SYMMETRIES = ("none", "rot180z", "mirror-xy")
 HALF_EXTENT = 0.5  # the object cube of the TRELLIS frame
 
 
 def voxel_centres(resolution: int) -> np.ndarray:
     """(R,) voxel centre coordinates along one axis of [-0.5, 0.5]."""
-    return (-HALF_EXTENT + (np.arange(resolution) + 0.5) / resolution * 2 * HALF_EXTENT)
+    return -HALF_EXTENT + (np.arange(resolution) + 0.5) / resolution * 2 * HALF_EXTENT
+
+
+def _grid(resolution: int) -> np.ndarray:
+    """(R^3, 3) float64 voxel centres, flattened in [x, y, z] index order."""
+    c = voxel_centres(resolution)
+    return np.stack(np.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
 
 
 def _project_cells(view: InputView, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,8 +71,8 @@ def _project_cells(view: InputView, points: np.ndarray) -> tuple[np.ndarray, np.
     inside: in front of the camera and the projection falls in the image; pixel index is 0 where
     not inside."""
     cam = view.camera
-    uv, z = cam.project(points)
     with np.errstate(invalid="ignore", divide="ignore"):
+        uv, z = cam.project(points)
         u = np.floor(uv[:, 0])
         v = np.floor(uv[:, 1])
     inside = (z > 0) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
@@ -72,7 +93,8 @@ def carve_view(view: InputView, points: np.ndarray, free_space: bool = True,
     """(N,) bool: which of the (N, 3) world points this view proves empty.
 
     Background pixel -> empty; occluded pixel -> kept; visible pixel -> empty only when
-    `free_space` and the point's camera z < observed depth - margin (world units)."""
+    `free_space` and the point's camera z < observed depth - margin (world units); outside the
+    image -> empty only when the silhouette does not touch the border."""
     pix, z, inside = _project_cells(view, points)
     vis = view.visibility_mask.reshape(-1)[pix]
     occ = view.occlusion_mask.reshape(-1)[pix]
@@ -90,18 +112,52 @@ def carve(views: list[InputView], resolution: int = RESOLUTION, free_space: bool
     """(R, R, R) bool occupancy, indexed [x, y, z], after carving with every view.
 
     Only voxels still occupied are projected into the next view, so later views cost less."""
-    c = voxel_centres(resolution).astype(np.float32)
-    grid = np.stack(np.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
+    grid = _grid(resolution)
     alive = np.arange(len(grid))
     margin = margin_voxels * 2 * HALF_EXTENT / resolution
     for view in views:
-        empty = carve_view(view, grid[alive].astype(np.float64), free_space, margin)
+        empty = carve_view(view, grid[alive], free_space, margin)
         alive = alive[~empty]
         if len(alive) == 0:
             break
     occ = np.zeros(len(grid), bool)
     occ[alive] = True
     return occ.reshape(resolution, resolution, resolution)
+
+
+def observed_surface(views: list[InputView], occ: np.ndarray,
+                     band_voxels: float = SURFACE_BAND) -> np.ndarray:
+    """(R, R, R) bool: occupied voxels within band_voxels of the observed depth of some view whose
+    pixel at the voxel is visible, i.e. voxels some view actually sees."""
+    r = occ.shape[0]
+    idx = np.flatnonzero(occ.reshape(-1))
+    pts = voxel_centres(r)[np.stack(np.unravel_index(idx, occ.shape), 1)]
+    band = band_voxels * 2 * HALF_EXTENT / r
+    seen = np.zeros(len(idx), bool)
+    for view in views:
+        pix, z, inside = _project_cells(view, pts)
+        vis = view.visibility_mask.reshape(-1)[pix]
+        depth = view.depth.reshape(-1)[pix]
+        seen |= inside & vis & (depth > 0) & (np.abs(z - depth) <= band)
+    out = np.zeros(occ.size, bool)
+    out[idx] = seen
+    return out.reshape(occ.shape)
+
+
+def apply_symmetry(occ: np.ndarray, observed: np.ndarray, symmetry: str = SYMMETRY) -> np.ndarray:
+    """Remove the unobserved voxels (occupied, not `observed`) whose symmetric counterpart is
+    empty in `occ` (carved by observation). The grid is symmetric about 0, so the counterpart of
+    index i along a flipped axis is R - 1 - i."""
+    if symmetry not in SYMMETRIES:
+        raise ValueError(f"unknown symmetry {symmetry!r}; valid: {', '.join(SYMMETRIES)}")
+    if symmetry == "none":
+        return occ
+    empty = ~occ
+    if symmetry == "rot180z":
+        counterpart_empty = empty[::-1, ::-1, :]
+    else:  # mirror-xy
+        counterpart_empty = empty[::-1, :, :] | empty[:, ::-1, :]
+    return occ & ~(~observed & counterpart_empty)
 
 
 def clip_to_centred_box(occ: np.ndarray, max_iterations: int = 8) -> np.ndarray:
@@ -161,7 +217,7 @@ def vertex_colors(vertices: np.ndarray, views: list[InputView],
         pix, z, inside = _project_cells(view, pts)
         vis = view.visibility_mask.reshape(-1)[pix]
         depth = view.depth.reshape(-1)[pix]
-        ok = inside & vis & (np.abs(z - depth) < tolerance)
+        ok = inside & vis & (depth > 0) & (np.abs(z - depth) < tolerance)
         total[ok] += view.rgb.reshape(-1, 3)[pix[ok]]
         count[ok] += 1
     seen = [v.rgb[v.visibility_mask] for v in views if v.visibility_mask.any()]
@@ -171,37 +227,47 @@ def vertex_colors(vertices: np.ndarray, views: list[InputView],
 
 
 class VisualHull(Adapter):
-    """Occlusion-aware visual hull with free-space carving from visible depth (see module doc)."""
+    """Occlusion-aware visual hull with free-space carving from visible depth, a centred-box clip
+    and a symmetry prior for unobserved space (see the module docstring)."""
 
     name = "visual-hull"
 
     def __init__(self, resolution: int = RESOLUTION, free_space: bool = True,
-                 margin_voxels: float = FREE_SPACE_MARGIN,
-                 color_tolerance_voxels: float = COLOR_DEPTH_TOLERANCE, centred: bool = CENTRED):
+                 margin_voxels: float = FREE_SPACE_MARGIN, centred: bool = CENTRED,
+                 symmetry: str = SYMMETRY, surface_band_voxels: float = SURFACE_BAND,
+                 color_tolerance_voxels: float = COLOR_DEPTH_TOLERANCE):
+        if symmetry not in SYMMETRIES:
+            raise ValueError(f"unknown symmetry {symmetry!r}; valid: {', '.join(SYMMETRIES)}")
         self.resolution = int(resolution)
-        self.centred = bool(centred)
         self.free_space = bool(free_space)
         self.margin_voxels = float(margin_voxels)
+        self.centred = bool(centred)
+        self.symmetry = symmetry
+        self.surface_band_voxels = float(surface_band_voxels)
         self.color_tolerance_voxels = float(color_tolerance_voxels)
 
     def generate(self, case: AmodalCase) -> Generation:
         meta = {"resolution": self.resolution, "free_space": self.free_space,
-                "free_space_margin_voxels": self.margin_voxels,
-                "color_tolerance_voxels": self.color_tolerance_voxels, "centred": self.centred}
+                "free_space_margin_voxels": self.margin_voxels, "centred": self.centred,
+                "symmetry": self.symmetry, "surface_band_voxels": self.surface_band_voxels,
+                "color_tolerance_voxels": self.color_tolerance_voxels}
         views = list(case.views)
         if not any((v.visibility_mask | v.occlusion_mask).any() for v in views):
             return Generation(None, {**meta, "reason": "no object pixels in any view"})
         occ = carve(views, self.resolution, self.free_space, self.margin_voxels)
-        if self.centred:
-            occ = clip_to_centred_box(occ)
         if not occ.any():
             return Generation(None, {**meta, "reason": "every voxel was carved: empty hull"})
         if occ.all():
-            return Generation(None, {**meta, "reason": "no view carves anything (no background, "
-                                                       "no visible depth): the hull is the cube"})
+            return Generation(None, {**meta, "reason": "no view carves anything (no background, no "
+                                                       "visible depth): the hull is the whole cube"})
+        if self.symmetry != "none":
+            observed = observed_surface(views, occ, self.surface_band_voxels)
+            occ = apply_symmetry(occ, observed, self.symmetry)
+        if self.centred:
+            occ = clip_to_centred_box(occ)
+        if not occ.any():
+            return Generation(None, {**meta, "reason": "the priors removed every voxel: empty hull"})
         verts, faces = mesh_occupancy(occ)
-        if len(faces) == 0:
-            return Generation(None, {**meta, "reason": "marching cubes found no surface"})
         tol = self.color_tolerance_voxels * 2 * HALF_EXTENT / self.resolution
         colors = vertex_colors(verts, views, tol)
         meta["occupied_voxels"] = int(occ.sum())

@@ -188,11 +188,26 @@ def _cmd_report(args) -> int:
         sys.stderr.write(f"amodal-bench: error: {e}\n")
         return 2
     print(format_table(merged))
+    if args.versus:
+        from bench.tables import versus, versus_markdown
+
+        try:
+            comparison = versus(merged, args.versus)
+        except ValueError as e:
+            sys.stderr.write(f"amodal-bench: error: {e}\n")
+            return 2
+        print()
+        print(versus_markdown(merged, args.versus))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         merged.to_csv(out, index=False, float_format="%.6g")
         tables = write_tables(merged, out.with_name(out.stem + "-table"))
+        if args.versus:
+            stem = out.with_name(f"{out.stem}-vs-{args.versus}")
+            stem.with_suffix(".md").write_text(versus_markdown(merged, args.versus))
+            comparison.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.6g")
+            tables += [stem.with_suffix(".md"), stem.with_suffix(".csv")]
         print(f"leaderboard: {out}; tables: {', '.join(str(t) for t in tables)}")
     if args.html:
         from bench.html_report import write_html_report
@@ -302,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None,
                      help="merged leaderboard CSV; also writes <stem>.md/.tex tables beside it")
     rep.add_argument("--html", default=None, help="write an HTML report here")
+    rep.add_argument("--versus", default=None, metavar="METHOD",
+                     help="also print (and with --out write <stem>-vs-METHOD.md/.csv) every other "
+                          "method against this one: baseline -> method (delta) per metric")
     rep.add_argument("--published", action="store_true",
                      help="show the papers' published numbers beside ours (HTML)")
     drift = sub.add_parser("drift", help="compare a run with a baseline leaderboard (CI gate)")

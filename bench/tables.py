@@ -137,3 +137,80 @@ def write_tables(leaderboard: pd.DataFrame, stem: Path) -> list[Path]:
     paths[1].write_text(to_latex(leaderboard))
     ranked(leaderboard).to_csv(paths[2], index=False, float_format="%.6g")
     return paths
+
+
+def versus(leaderboard: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Every other method against `baseline`, per (protocol, views, occlusion degree) group.
+
+    One row per (method, group, metric) where both values are finite or infinite numbers:
+    columns method, protocol, views, occlusion_degree, metric, value, baseline_value, delta
+    (value - baseline_value, in the leaderboard's units), ratio (value / baseline_value; NaN when
+    the baseline is 0 or either value is infinite) and better (True when the method beats the
+    baseline in the metric's direction, False when it is worse, None when tied).
+    Raises ValueError when `baseline` is not a method of the leaderboard."""
+    df = leaderboard.copy()
+    if "occlusion_degree" not in df:
+        df["occlusion_degree"] = np.nan
+    methods = sorted(df["method"].unique())
+    if baseline not in methods:
+        raise ValueError(f"baseline method {baseline!r} is not in the leaderboard; "
+                         f"its methods: {', '.join(methods)}")
+    metrics = [m for m in METRICS if m in df]
+    base = df[df.method == baseline]
+    rows = []
+    for _, r in df[df.method != baseline].iterrows():
+        same = base[(base.protocol == r.protocol) & (base.views == r.views)
+                    & ((base.occlusion_degree == r.occlusion_degree)
+                       | (base.occlusion_degree.isna() & pd.isna(r.occlusion_degree)))]
+        if len(same) != 1:
+            continue
+        b = same.iloc[0]
+        for m in metrics:
+            v, bv = float(r[m]), float(b[m])
+            if math.isnan(v) or math.isnan(bv):
+                continue
+            finite = math.isfinite(v) and math.isfinite(bv)
+            delta = v - bv if finite else (0.0 if v == bv else math.copysign(math.inf, v - bv))
+            ratio = v / bv if finite and bv != 0 else math.nan
+            better = None if v == bv else (v > bv) == HIGHER_IS_BETTER[m]
+            rows.append({"method": r.method, "protocol": r.protocol, "views": int(r.views),
+                         "occlusion_degree": r.occlusion_degree, "metric": m, "value": v,
+                         "baseline_value": bv, "delta": delta, "ratio": ratio, "better": better})
+    return pd.DataFrame(rows, columns=["method", "protocol", "views", "occlusion_degree",
+                                       "metric", "value", "baseline_value", "delta", "ratio",
+                                       "better"])
+
+
+def versus_markdown(leaderboard: pd.DataFrame, baseline: str) -> str:
+    """Markdown of `versus`: one row per (method, group), one cell per metric reading
+    `baseline → method (delta)`, bold when the method is better; † metrics footnoted."""
+    table = versus(leaderboard, baseline)
+    if table.empty:
+        return f"(no metric shared with baseline {baseline})\n"
+    metrics = [m for m in METRICS if m in set(table.metric)]
+    occlusion = table.occlusion_degree.notna().any()
+    header = ["Method", "Protocol", "Views"] + (["Occlusion"] if occlusion else [])
+    header += [f"{METRICS[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in metrics]
+    lines = [f"Against `{baseline}` (cell: {baseline} → method (delta); bold: method better)", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    keys = ["method", "protocol", "occlusion_degree", "views"]
+    for key, group in table.groupby(keys, dropna=False, sort=True):
+        method, protocol, degree, views = key
+        cells = [str(method), str(protocol), str(int(views))]
+        if occlusion:
+            cells.append("" if pd.isna(degree) else f"{degree:.0%}")
+        by_metric = {row.metric: row for row in group.itertuples()}
+        for m in metrics:
+            row = by_metric.get(m)
+            if row is None:
+                cells.append("—")
+                continue
+            delta = row.delta
+            sign = "+" if delta > 0 else "−" if delta < 0 else "±"
+            text = (f"{_fmt(row.baseline_value, m)} → {_fmt(row.value, m)} "
+                    f"({sign}{_fmt(abs(delta), m)})")
+            cells.append(f"**{text}**" if row.better is True else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    if any("†" in h for h in header):
+        lines += ["", NON_STANDARD_FOOTNOTE]
+    return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 
@@ -51,6 +52,14 @@ def test_run_and_report(gso_root, tmp_path):
     assert list((out / "sheets").rglob("*.png"))
     rep = _cli("report", str(out))
     assert rep.returncode == 0 and "visible" in rep.stdout
+    merged = tmp_path / "merged.csv"
+    vs = _cli("report", str(out), "--versus", "visible", "--out", str(merged))
+    assert vs.returncode == 0, vs.stderr
+    assert "Against `visible`" in vs.stdout and "| oracle | amodal3r-gso | 1 |" in vs.stdout
+    assert (tmp_path / "merged-vs-visible.md").is_file()
+    assert set(pd.read_csv(tmp_path / "merged-vs-visible.csv").method) == {"oracle"}
+    bad = _cli("report", str(out), "--versus", "nope")
+    assert bad.returncode == 2 and "baseline method 'nope' is not in the leaderboard" in bad.stderr
 
 
 def test_export_cases_then_import_outputs(gso_root, tmp_path):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from bench.tables import ranked, to_latex, to_markdown, write_tables
+from bench.tables import ranked, to_latex, to_markdown, versus, versus_markdown, write_tables
 
 
 def _board() -> pd.DataFrame:
@@ -44,3 +45,35 @@ def test_write_tables(tmp_path):
     paths = write_tables(_board(), tmp_path / "t")
     assert [p.suffix for p in paths] == [".md", ".tex", ".csv"] and all(p.is_file() for p in paths)
     assert "psnr_masked_rank" in pd.read_csv(paths[2]).columns
+
+
+def test_versus_deltas_ratios_and_direction():
+    t = versus(_board(), "a").set_index(["method", "views", "metric"])
+    # b vs a at 1 view, checked by hand: PSNR 25 vs 20, MMD 1 vs 3 (lower is better), COV 60 vs 50
+    assert t.loc[("b", 1, "psnr_masked"), "delta"] == 5.0
+    assert t.loc[("b", 1, "psnr_masked"), "ratio"] == 1.25
+    assert t.loc[("b", 1, "psnr_masked"), "better"] is True
+    assert t.loc[("b", 1, "mmd_cd"), "delta"] == -2.0
+    assert t.loc[("b", 1, "mmd_cd"), "better"] is True
+    assert t.loc[("c", 1, "success_rate"), "better"] is False
+    assert t.loc[("b", 1, "success_rate"), "better"] is None  # tie
+    # a's PSNR is inf at 2 views: the delta is -inf, no ratio, b is worse
+    row = t.loc[("b", 2, "psnr_masked")]
+    assert row.delta == -np.inf and np.isnan(row.ratio) and row.better is False
+    # NaN on either side: no row (b's MMD at 2 views)
+    assert ("b", 2, "mmd_cd") not in t.index
+    # c has no 2-view row: nothing invented
+    assert not any(k[0] == "c" and k[1] == 2 for k in t.index)
+    assert "a" not in t.index.get_level_values("method")
+
+
+def test_versus_markdown_marks_better_and_rejects_unknown_baseline():
+    md = versus_markdown(_board(), "a")
+    assert "Against `a`" in md
+    assert "**20.000 → 25.000 (+5.000)**" in md  # b beats a on PSNR at 1 view: bold
+    assert "3.000 → 2.000 (−1.000)" in md  # c's MMD better than a: bold
+    assert "**3.000 → 2.000 (−1.000)**" in md
+    assert "| c | p | 1 | 100% → 50% (−50%) |" in md  # worse: not bold
+    with pytest.raises(ValueError, match="baseline method 'z' is not in the leaderboard; its "
+                                         "methods: a, b, c"):
+        versus(_board(), "z")

@@ -175,6 +175,23 @@ class _Notes:
         return f'<ol class="notes">{lis}</ol>'
 
 
+def note_for(notes: str, column: str, columns=()) -> str:
+    """The reason a NaN `column` cell shows, from the row's `notes` ("; "-joined parts, metric
+    parts reading "<metric, metric...>[ missing]: reason"): the parts whose head names `column`;
+    failing that, the parts that name no column of `columns` (reasons for the whole row); failing
+    that, the whole string (never drop a reason we cannot attribute)."""
+    def head(part: str) -> list[str]:
+        return [m.strip() for m in part.split(": ", 1)[0].removesuffix(" missing").split(",")]
+
+    parts = [p for p in notes.split("; ") if p]
+    mine = [p for p in parts if column in head(p)]
+    if mine:
+        return "; ".join(mine)
+    known = set(columns)
+    general = [p for p in parts if ": " not in p or not set(head(p)) <= known]
+    return "; ".join(general) if general else notes
+
+
 def _nan_cell(note: str, notes: _Notes) -> str:
     if not note:
         return f'<td class="na" title="not available">{DASH}</td>'
@@ -218,7 +235,7 @@ def leaderboard_table(df: pd.DataFrame, protocol: str, table_id: str) -> str:
         for col, _, fmt in metrics:
             x = row[col]
             if _is_nan(x):
-                tds.append(_nan_cell(note, notes))
+                tds.append(_nan_cell(note_for(note, col, df.columns), notes))
                 continue
             text = format_value(float(x), fmt)
             std = row.get(f"{col}_std")

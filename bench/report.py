@@ -45,12 +45,12 @@ class _PointNet:
         try:
             from bench.metrics.pointnet import WeightsMissing, load_pointnet
         except ImportError as e:  # torch absent
-            self.missing = f"pfid_pointnet: {e}"
+            self.missing = f"pfid_pointnet, pkid_pointnet: {e}"
             return
         try:
             self.model, self.sha256 = load_pointnet(weights)
         except WeightsMissing as e:
-            self.missing = f"pfid_pointnet missing: {e}"
+            self.missing = f"pfid_pointnet, pkid_pointnet missing: {e}"
 
     def scores(self, gens: list, refs: list) -> tuple[float, float, float]:
         from bench.metrics.pointnet import p_fid, p_kid, pointnet_features

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from conftest import SMALL_GSO_OBJECT, one_view_protocol
 
-from bench.html_report import DASH, best_mask, write_html_report
+from bench.html_report import DASH, best_mask, note_for, write_html_report
 from bench.report import COLUMNS
 
 
@@ -140,6 +140,29 @@ def test_nan_rendered_as_dash_with_note(tmp_path):
     # the note is also a footnote, escaped, referenced by number
     assert re.search(r'<li id="lb0-note-1">pfid_pointnet missing: no pointnet.pt &lt;given&gt;</li>', text)
     assert "nan" not in " ".join(c[0] for r in cells.rows for c in r).lower()
+
+
+def test_nan_cell_footnote_names_only_its_own_reason(tmp_path):
+    pointnet = "pfid_pointnet, pkid_pointnet missing: no pointnet.pt"
+    inception = "fid_inception, kid_inception, kid_inception_std missing: no inception.pt"
+    other = "2 generations rendered nothing"
+    df = _leaderboard([dict(method="m", psnr_masked=20.0, fid_inception=np.nan,
+                            notes="; ".join([pointnet, inception, other]))])
+    text = write_html_report([_run_dir(tmp_path, "r", df)], tmp_path / "i.html").read_text()
+    cells = _parse(text)
+    assert _column(cells, "P-FID ↓")[0][2] == pointnet
+    assert _column(cells, "FID ↓")[0][2] == inception
+    assert f'">{pointnet}</li>' in text and f'">{inception}</li>' in text
+    assert _column(cells, "SSIM-m")[0][2] == other  # a reason for the row, not for a metric
+
+
+def test_note_for_picks_the_column_then_the_row_then_everything():
+    cols = ["a", "b", "c", "z"]
+    assert note_for("a, b missing: x; c: y", "b", cols) == "a, b missing: x"
+    assert note_for("a, b missing: x; c: y", "c", cols) == "c: y"
+    assert note_for("a, b missing: x; c: y; row gone: w; plain", "z", cols) == "row gone: w; plain"
+    assert note_for("a, b missing: x; c: y", "z", cols) == "a, b missing: x; c: y"
+    assert note_for("ab: x", "a", cols) == "ab: x"  # whole names only: "ab" is not "a"
 
 
 def test_occlusion_sweep_plots(tmp_path):

@@ -178,8 +178,9 @@ class _Notes:
 def note_for(notes: str, column: str, columns=()) -> str:
     """The reason a NaN `column` cell shows, from the row's `notes` ("; "-joined parts, metric
     parts reading "<metric, metric...>[ missing]: reason"): the parts whose head names `column`;
-    failing that, the parts that name no column of `columns` (reasons for the whole row); failing
-    that, the whole string (never drop a reason we cannot attribute)."""
+    failing that, the parts that name no column of `columns` (reasons for the whole row); "" when
+    every part names other columns only (nothing was recorded for this one: e.g. a network the
+    run did not ask for)."""
     def head(part: str) -> list[str]:
         return [m.strip() for m in part.split(": ", 1)[0].removesuffix(" missing").split(",")]
 
@@ -189,7 +190,7 @@ def note_for(notes: str, column: str, columns=()) -> str:
         return "; ".join(mine)
     known = set(columns)
     general = [p for p in parts if ": " not in p or not set(head(p)) <= known]
-    return "; ".join(general) if general else notes
+    return "; ".join(general)
 
 
 def _nan_cell(note: str, notes: _Notes) -> str:

@@ -154,15 +154,18 @@ def test_nan_cell_footnote_names_only_its_own_reason(tmp_path):
     assert _column(cells, "FID ↓")[0][2] == inception
     assert f'">{pointnet}</li>' in text and f'">{inception}</li>' in text
     assert _column(cells, "SSIM-m")[0][2] == other  # a reason for the row, not for a metric
+    only_metric_notes = _leaderboard([dict(method="m", psnr_masked=20.0, notes=pointnet)])
+    text = write_html_report([_run_dir(tmp_path, "s", only_metric_notes)], tmp_path / "j.html").read_text()
+    assert _column(_parse(text), "FID ↓")[0][2] == "not available"  # not P-FID's reason
 
 
-def test_note_for_picks_the_column_then_the_row_then_everything():
+def test_note_for_picks_the_column_then_the_row():
     cols = ["a", "b", "c", "z"]
     assert note_for("a, b missing: x; c: y", "b", cols) == "a, b missing: x"
     assert note_for("a, b missing: x; c: y", "c", cols) == "c: y"
     assert note_for("a, b missing: x; c: y; row gone: w; plain", "z", cols) == "row gone: w; plain"
-    assert note_for("a, b missing: x; c: y", "z", cols) == "a, b missing: x; c: y"
-    assert note_for("ab: x", "a", cols) == "ab: x"  # whole names only: "ab" is not "a"
+    assert note_for("a, b missing: x; c: y", "z", cols) == ""  # every reason is another column's
+    assert note_for("ab: x", "a", cols) == "ab: x"  # whole names only: "ab" is not a column: general
 
 
 def test_occlusion_sweep_plots(tmp_path):

@@ -217,7 +217,9 @@ def _cmd_report(args) -> int:
             from bench.published import load_published, published_beside
 
             published = published_beside(merged, load_published())
-        print(f"html: {write_html_report([Path(r) for r in args.runs], Path(args.html), published)}")
+        page = write_html_report([Path(r) for r in args.runs], Path(args.html), published,
+                                 leaderboard=merged)
+        print(f"html: {page}")
     return 0
 
 

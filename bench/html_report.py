@@ -468,9 +468,13 @@ def render_html(df: pd.DataFrame, run_dirs: list[Path], base: Path,
 
 
 def write_html_report(run_dirs: list[Path], out_html: Path,
-                      published: pd.DataFrame | None = None) -> Path:
+                      published: pd.DataFrame | None = None,
+                      leaderboard: pd.DataFrame | None = None) -> Path:
     """Write the report page `out_html` and its assets folder `<stem>_assets/` next to it (copies
-    of the contact sheets, plot PNGs); returns out_html."""
+    of the contact sheets, plot PNGs); returns out_html.
+
+    leaderboard: the rows to show, with `run` = the run directory as given (bench.report.
+    merge_runs, re-aggregated from the records); default: each run's stored leaderboard.csv."""
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
         raise ValueError("no run directories given")
@@ -479,7 +483,15 @@ def write_html_report(run_dirs: list[Path], out_html: Path,
     base.mkdir(parents=True, exist_ok=True)
     assets = base / f"{out_html.stem}_assets"
     assets.mkdir(parents=True, exist_ok=True)
-    df = load_leaderboards(run_dirs)
+    if leaderboard is None:
+        df = load_leaderboards(run_dirs)
+    else:
+        label_of = {str(d): label for d, label in zip(run_dirs, _run_labels(run_dirs))}
+        df = leaderboard.assign(run=[label_of.get(str(Path(r)), str(r))
+                                     for r in leaderboard["run"]])
+        if "notes" in df.columns:
+            notes = df["notes"].astype(object)
+            df["notes"] = notes.where(notes.notna(), "").astype(str)
     plots = make_plots(df, assets)
     sheets = []
     for i, (d, label) in enumerate(zip(run_dirs, _run_labels(run_dirs))):

@@ -58,6 +58,16 @@ def test_run_and_report(gso_root, tmp_path):
     assert "Against `visible`" in vs.stdout and "| oracle | amodal3r-gso | 1 |" in vs.stdout
     assert (tmp_path / "merged-vs-visible.md").is_file()
     assert set(pd.read_csv(tmp_path / "merged-vs-visible.csv").method) == {"oracle"}
+    # --html shows the rows re-aggregated from the records, as the printed table: a stale
+    # leaderboard.csv in the run directory does not leak into the page
+    board = pd.read_csv(out / "leaderboard.csv")
+    board.loc[board.method == "visible", "psnr_masked"] = 99.125
+    board.to_csv(out / "leaderboard.csv", index=False)
+    page = _cli("report", str(out), "--html", str(tmp_path / "r.html"))
+    assert page.returncode == 0, page.stderr
+    html = (tmp_path / "r.html").read_text()
+    truth = pd.read_csv(merged).query("method == 'visible'").psnr_masked
+    assert "99.1" not in html and all(f">{v:.2f}<" in html for v in truth)
     bad = _cli("report", str(out), "--versus", "nope")
     assert bad.returncode == 2 and "baseline method 'nope' is not in the leaderboard" in bad.stderr
 

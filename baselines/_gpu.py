@@ -16,6 +16,7 @@ is a pure function with its own test.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import os
 import sys
@@ -147,6 +148,21 @@ def load_module_from_file(name: str, path: Path):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_trellis_family(stack: Stack, weights: Weights, module: str, cls: str,
+                        loader: str = "from_pretrained") -> Any:
+    """A pipeline built on TRELLIS's code (TRELLIS, Amodal3R, GENA3D): spconv without autotuning
+    per run (SPCONV_ALGO=native, as TRELLIS example.py), the stack's clone on sys.path, then
+    `<module>.<cls>.<loader>(<local weights dir>)` moved to CUDA. Missing weights fail (one line,
+    RuntimeError) before the model's code is imported."""
+    path = weights.path()
+    os.environ.setdefault("SPCONV_ALGO", "native")
+    stack.add_to_path()
+    pipeline_cls = getattr(importlib.import_module(module), cls)
+    pipeline = getattr(pipeline_cls, loader)(str(path))
+    pipeline.cuda()
+    return pipeline
 
 
 def weights_record(w: Weights) -> dict:

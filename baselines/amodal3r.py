@@ -34,6 +34,7 @@ from baselines._gpu import (
     case_seed,
     check_square,
     generation_from_trellis_outputs,
+    load_trellis_family,
 )
 from bench.adapter import Generation
 from bench.cases import AmodalCase, InputView
@@ -64,15 +65,8 @@ class Amodal3R(GPUAdapter):
     slat_params = TRELLIS_SLAT_PARAMS
 
     def _pipeline(self) -> Any:
-        import os
-
-        os.environ.setdefault("SPCONV_ALGO", "native")
-        AMODAL3R_STACK.add_to_path()
-        from amodal3r.pipelines import Amodal3RImageTo3DPipeline
-
-        pipeline = Amodal3RImageTo3DPipeline.from_pretrained(str(AMODAL3R_WEIGHTS.path()))
-        pipeline.cuda()
-        return pipeline
+        return load_trellis_family(AMODAL3R_STACK, AMODAL3R_WEIGHTS, "amodal3r.pipelines",
+                                   "Amodal3RImageTo3DPipeline")
 
     def _call(self, pipeline: Any, images: list[np.ndarray], masks: list[np.ndarray], seed: int) -> dict:
         return pipeline.run_multi_image(

@@ -40,6 +40,7 @@ from baselines._gpu import (
     Weights,
     case_seed,
     generation_from_trellis_outputs,
+    load_trellis_family,
 )
 from baselines.pix2gestalt_trellis import (
     PIX2GESTALT_PARAMS,
@@ -87,14 +88,8 @@ class GENA3D(GPUAdapter):
     slat_params = TRELLIS_SLAT_PARAMS
 
     def _pipeline(self) -> SimpleNamespace:
-        import os
-
-        os.environ.setdefault("SPCONV_ALGO", "native")
-        GENA3D_STACK.add_to_path()
-        from gena3d.pipelines import SparseImageTo3D
-
-        gena3d = SparseImageTo3D.from_pretrained_with_custom(str(GENA3D_WEIGHTS.path()))
-        gena3d.cuda()
+        gena3d = load_trellis_family(GENA3D_STACK, GENA3D_WEIGHTS, "gena3d.pipelines",
+                                     "SparseImageTo3D", loader="from_pretrained_with_custom")
         return SimpleNamespace(gena3d=gena3d, pix2gestalt=load_pix2gestalt())
 
     def _call(self, pipeline: Any, inputs: list[dict[str, Image.Image]], seed: int) -> dict:

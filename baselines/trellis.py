@@ -23,7 +23,6 @@ back to Z-up by bench.normalize.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from PIL import Image
@@ -37,6 +36,7 @@ from baselines._gpu import (
     Weights,
     case_seed,
     generation_from_trellis_outputs,
+    load_trellis_family,
     rgba,
 )
 from bench.adapter import Generation
@@ -70,13 +70,8 @@ def load_trellis_pipeline() -> Any:
 
     Upstream still fetches DINOv2 with torch.hub.load('facebookresearch/dinov2', ...) inside
     from_pretrained: offline, its torch hub cache ($TORCH_HOME/hub) must already hold it."""
-    os.environ.setdefault("SPCONV_ALGO", "native")  # as TRELLIS example.py: no autotuning per run
-    TRELLIS_STACK.add_to_path()
-    from trellis.pipelines import TrellisImageTo3DPipeline
-
-    pipeline = TrellisImageTo3DPipeline.from_pretrained(str(TRELLIS_WEIGHTS.path()))
-    pipeline.cuda()
-    return pipeline
+    return load_trellis_family(TRELLIS_STACK, TRELLIS_WEIGHTS, "trellis.pipelines",
+                               "TrellisImageTo3DPipeline")
 
 
 def run_trellis(pipeline: Any, images: list[Image.Image], seed: int, mode: str,

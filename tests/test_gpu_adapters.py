@@ -20,6 +20,7 @@ the GT mesh (output frames).
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -295,6 +296,56 @@ def test_wrong_clone_is_named(monkeypatch, tmp_path):
     ok, why = Trellis.availability()
     assert not ok and why.startswith(f"AMODAL_BENCH_TRELLIS_REPO={tmp_path}:")
     assert "trellis/pipelines/trellis_image_to_3d.py not found" in why
+
+
+@pytest.mark.parametrize("name,stack,weights,module,cls,loader", [
+    ("trellis", "TRELLIS_STACK", "TRELLIS_WEIGHTS", "trellis.pipelines", "TrellisImageTo3DPipeline",
+     "from_pretrained"),
+    ("amodal3r", "AMODAL3R_STACK", "AMODAL3R_WEIGHTS", "amodal3r.pipelines",
+     "Amodal3RImageTo3DPipeline", "from_pretrained"),
+    ("gena3d", "GENA3D_STACK", "GENA3D_WEIGHTS", "gena3d.pipelines", "SparseImageTo3D",
+     "from_pretrained_with_custom"),
+])
+def test_trellis_family_loads_from_the_clone_and_weights_dir(name, stack, weights, module, cls,
+                                                             loader, monkeypatch, tmp_path):
+    """The real loading path up to the model: a clone on disk with the upstream module path and a
+    class recording what it is given (no network, no GPU: `.cuda()` is recorded, not run)."""
+    import importlib
+    import sys
+
+    stack, weights = (getattr(importlib.import_module(f"baselines.{name}"), a) for a in (stack, weights))
+    repo, wdir = tmp_path / "clone", tmp_path / "weights"
+    (repo / module.replace(".", "/")).parent.mkdir(parents=True)
+    (repo / module.split(".")[0] / "__init__.py").write_text("")
+    (repo / (module.replace(".", "/") + ".py")).write_text(
+        f"class {cls}:\n"
+        f"    @classmethod\n"
+        f"    def {loader}(cls, path):\n"
+        f"        self = cls(); self.path, self.on_cuda = path, False; return self\n"
+        f"    def cuda(self):\n"
+        f"        self.on_cuda = True; return self\n")
+    wdir.mkdir()
+    (wdir / weights.required).write_text("{}")
+    monkeypatch.setenv(stack.repo_env, str(repo))
+    monkeypatch.setenv(weights.env, str(wdir))
+    monkeypatch.delenv("SPCONV_ALGO", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for key in [k for k in sys.modules if k.split(".")[0] == module.split(".")[0]]:
+        monkeypatch.delitem(sys.modules, key)
+    pipeline = gpu.load_trellis_family(stack, weights, module, cls, loader)
+    assert type(pipeline).__name__ == cls and pipeline.path == str(wdir) and pipeline.on_cuda
+    assert sys.path[0] == str(repo) and os.environ["SPCONV_ALGO"] == "native"
+    for key in [k for k in sys.modules if k.split(".")[0] == module.split(".")[0]]:
+        del sys.modules[key]
+
+
+def test_trellis_family_without_weights_is_one_line(monkeypatch):
+    from baselines.trellis import TRELLIS_STACK, TRELLIS_WEIGHTS
+
+    monkeypatch.delenv(TRELLIS_WEIGHTS.env, raising=False)
+    with pytest.raises(RuntimeError, match="set AMODAL_BENCH_TRELLIS_WEIGHTS to local weights"):
+        # the module named does not exist: the weights are checked before any import
+        gpu.load_trellis_family(TRELLIS_STACK, TRELLIS_WEIGHTS, "no_such_module", "Pipeline")
 
 
 # ----------------------------------------------------------------------------- output conversion

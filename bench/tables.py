@@ -156,17 +156,14 @@ def versus(leaderboard: pd.DataFrame, baseline: str) -> pd.DataFrame:
         raise ValueError(f"baseline method {baseline!r} is not in the leaderboard; "
                          f"its methods: {', '.join(methods)}")
     metrics = [m for m in METRICS if m in df]
-    base = df[df.method == baseline]
+    df["_degree"] = df.occlusion_degree.fillna(-1)  # NaN degrees pair with each other
+    keys = ["protocol", "views", "_degree"]
+    pairs = df[df.method != baseline].merge(df[df.method == baseline][keys + metrics], on=keys,
+                                            suffixes=("", "_baseline"))
     rows = []
-    for _, r in df[df.method != baseline].iterrows():
-        same = base[(base.protocol == r.protocol) & (base.views == r.views)
-                    & ((base.occlusion_degree == r.occlusion_degree)
-                       | (base.occlusion_degree.isna() & pd.isna(r.occlusion_degree)))]
-        if len(same) != 1:
-            continue
-        b = same.iloc[0]
+    for _, r in pairs.iterrows():
         for m in metrics:
-            v, bv = float(r[m]), float(b[m])
+            v, bv = float(r[m]), float(r[f"{m}_baseline"])
             if math.isnan(v) or math.isnan(bv):
                 continue
             finite = math.isfinite(v) and math.isfinite(bv)

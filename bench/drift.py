@@ -4,7 +4,11 @@
 
 Rows are matched on (method, protocol, views, occlusion_degree). Each metric drifts when
 |current - baseline| > abs + rel * |baseline| (two-sided: a better number is drift too, so the
-baseline is updated in the same change). The output reads like asv's compare:
+baseline is updated in the same change). `abs` is the metric's float-noise floor: a value that is
+0 up to rounding (the oracle's FID is 5.7e-14 on one machine, 2.4e-10 with another process
+count) must not drift on another machine, so every metric that is not a count needs abs > 0
+(`load_tolerances` refuses a file without one); only the discrete metrics in EXACT may have 0.
+The output reads like asv's compare:
     ' '  within tolerance        '+'  worse beyond tolerance   '-'  better beyond tolerance
     '!'  newly failing (a value became NaN/missing, or the row vanished)
     'x'  not comparable: protocol hash or PointNet weights changed, or the row is new
@@ -24,6 +28,8 @@ from bench.metrics import HIGHER_IS_BETTER
 
 KEY = ["method", "protocol", "views", "occlusion_degree"]
 IDENTITY = ["protocol_hash", "pointnet_sha256"]  # what must match for numbers to be comparable
+# metrics whose values are counts or shares of counts: they move in steps of 1/n, never by noise
+EXACT = frozenset({"success_rate", "cov_cd", "cov_cd_aligned", "pcs_n", "n_geometry", "n_images"})
 
 
 @dataclass
@@ -37,11 +43,24 @@ class Drift:
 
 
 def load_tolerances(path: str | Path) -> dict[str, dict[str, float]]:
-    """{metric: {"abs": a, "rel": r}}; a `default` entry applies to metrics not listed."""
+    """{metric: {"abs": a, "rel": r}}; a `default` entry applies to metrics not listed.
+
+    Every entry but those of EXACT metrics must give an absolute floor abs > 0: with rel alone, a
+    baseline of 0 leaves no room for float noise and the gate fails on an unchanged run.
+    """
     tol = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(tol, dict):
+        raise ValueError(f"{path}: expected a mapping of metric -> {{abs, rel}}")
     for metric, t in tol.items():
         if not isinstance(t, dict) or set(t) - {"abs", "rel"}:
             raise ValueError(f"{path}: tolerance of {metric!r} must be a mapping with abs and/or rel")
+        for k, v in t.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0:
+                raise ValueError(f"{path}: {metric}.{k} must be a number >= 0, got {v!r}")
+        if metric not in EXACT and not t.get("abs", 0) > 0:
+            raise ValueError(f"{path}: {metric!r} needs an absolute floor abs > 0 (float noise around 0 "
+                             "would fail the gate); only counts may be exact: "
+                             + ", ".join(sorted(EXACT)))
     return tol
 
 
@@ -75,7 +94,7 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame,
     """Every (row, metric) of the baseline and the current leaderboard, marked as above."""
     base, cur = _index(baseline, "baseline"), _index(current, "current run")
     metrics = [m for m in HIGHER_IS_BETTER if m in baseline.columns or m in current.columns]
-    default = tolerances.get("default", {"abs": 0.0, "rel": 0.0})
+    default = tolerances.get("default", {"abs": 1e-9, "rel": 0.0})
     out: list[Drift] = []
     for key in sorted(set(base) | set(cur), key=str):
         if key not in cur:

@@ -1,1 +1,1 @@
-"""Methods under evaluation, one module each, all behind bench.adapter.Adapter."""
+"""Methods under evaluation, one module each, all behind bench.methods.adapter.Adapter."""

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bench.adapter import Adapter, Generation
-from bench.assets import Mesh
-from bench.cases import AmodalCase, InputView
-from bench.gaussians import Gaussians
-from bench.normalize import normalize_output
+from bench.cases.case import AmodalCase, InputView
+from bench.inputs.assets import Mesh
+from bench.inputs.gaussians import Gaussians
+from bench.methods.adapter import Adapter, Generation
+from bench.methods.normalize import normalize_output
 
 # TRELLIS example.py / example_multi_image.py defaults (also Amodal3R's and GENA3D's inference)
 TRELLIS_SS_PARAMS = {"steps": 12, "cfg_strength": 7.5}
@@ -288,7 +288,7 @@ def generation_from_trellis_outputs(outputs: dict, meta: dict, glb: Any = None) 
 
     Without `glb` the in-memory mesh is used (Z-up, vertex colours): no rotation. With `glb` (the
     trimesh or GLB path `to_glb` made from these outputs: simplified, hole-filled, textured,
-    Y-up) that mesh is rotated back to Z-up by bench.normalize. The frame is recorded in meta;
+    Y-up) that mesh is rotated back to Z-up by bench.methods.normalize. The frame is recorded in meta;
     an empty or unreadable mesh is a failure record, not an exception."""
     meta = {**meta, "output_formats": sorted(k for k in outputs if outputs[k])}
     gaussians = None

@@ -1,6 +1,6 @@
 """`amodal3r`: Amodal3R (Sm0kyWu/Amodal3R @58a2c22), a TRELLIS fine-tuned on occluded inputs.
 
-Input encoding (`amodal3r_inputs`, bench.encodings.encode_amodal3r): per view an RGB image and a
+Input encoding (`amodal3r_inputs`, bench.cases.encodings.encode_amodal3r): per view an RGB image and a
 grey mask image, both (H, W) uint8 numpy arrays at the view's resolution: mask 255 background,
 188 visible, 0 occluded (the pipeline dilates the occluded class with a 3x3 ellipse when it reads
 it), RGB zeroed where the pipeline zeroes it. Their `preprocess_image_w_mask` resizes the image to
@@ -36,9 +36,9 @@ from baselines._gpu import (
     generation_from_trellis_outputs,
     load_trellis_family,
 )
-from bench.adapter import Generation
-from bench.cases import AmodalCase, InputView
-from bench.encodings import AMODAL3R_KERNEL_SIZE, encode_amodal3r
+from bench.cases.case import AmodalCase, InputView
+from bench.cases.encodings import AMODAL3R_KERNEL_SIZE, encode_amodal3r
+from bench.methods.adapter import Generation
 
 AMODAL3R_STACK = Stack(
     "amodal3r", "git clone Sm0kyWu/Amodal3R and run its setup.sh (TRELLIS's environment)",

@@ -6,7 +6,7 @@ pix2gestalt and Flux inpainting as alternatives, Table 5). OAAC is not in PROTOC
 this adapter completes each view with pix2gestalt (baselines.pix2gestalt_trellis, recorded as
 `completion: pix2gestalt`) and pastes the completion back at the view's resolution.
 
-Inputs per view (`gena3d_inputs`, bench.encodings.encode_gena3d; inference_gena3d.py's four
+Inputs per view (`gena3d_inputs`, bench.cases.encodings.encode_gena3d; inference_gena3d.py's four
 files): amodal_completion as RGBA with alpha = completed object (a real alpha makes
 `preprocess_image_aligned` use it instead of rembg; it then crops all four images with the
 alpha bbox enlarged 1.2x and resizes them to 518^2), the occluded view as RGB, and the visibility
@@ -50,9 +50,9 @@ from baselines.pix2gestalt_trellis import (
     completion_to_view,
     load_pix2gestalt,
 )
-from bench.adapter import Generation
-from bench.cases import AmodalCase, InputView
-from bench.encodings import encode_gena3d
+from bench.cases.case import AmodalCase, InputView
+from bench.cases.encodings import encode_gena3d
+from bench.methods.adapter import Generation
 
 GENA3D_STACK = Stack(
     "gena3d", "git clone Colezwhy/GENAmodal3D and run its setup.sh (TRELLIS's environment, Pi3 "
@@ -63,7 +63,7 @@ GENA3D_WEIGHTS = Weights("AMODAL_BENCH_GENA3D_WEIGHTS", "a local copy of Colezwh
 
 
 def gena3d_inputs(view: InputView, completion_rgba: np.ndarray) -> dict[str, Image.Image]:
-    """GENA3D's four PIL images of one view, keyed as bench.encodings.GENA3D_FILES."""
+    """GENA3D's four PIL images of one view, keyed as bench.cases.encodings.GENA3D_FILES."""
     if completion_rgba.shape[:2] != view.rgb.shape[:2] or completion_rgba.shape[2] != 4:
         raise ValueError(f"completion must be RGBA at the view's size {view.rgb.shape[:2]}, "
                          f"got {completion_rgba.shape}")

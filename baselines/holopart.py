@@ -41,9 +41,9 @@ from baselines._gpu import (
     merge_meshes,
 )
 from baselines.visible import lift_view
-from bench.adapter import Generation
-from bench.assets import Z_UP_TO_Y_UP, Mesh, y_up_to_z_up
-from bench.cases import AmodalCase
+from bench.cases.case import AmodalCase
+from bench.inputs.assets import Z_UP_TO_Y_UP, Mesh, y_up_to_z_up
+from bench.methods.adapter import Generation
 
 HOLOPART_SCALE = 2.0  # object frame (longest side 1) -> HoloPart input (longest side 2)
 HOLOPART_STACK = Stack(

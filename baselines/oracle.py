@@ -3,9 +3,9 @@ every metric must come out perfect (masked PSNR infinite, MMD 0, COV 100 %)."""
 
 from __future__ import annotations
 
-from bench.adapter import Adapter, Generation
-from bench.assets import load_asset
-from bench.cases import AmodalCase
+from bench.cases.case import AmodalCase
+from bench.inputs.assets import load_asset
+from bench.methods.adapter import Adapter, Generation
 
 
 class Oracle(Adapter):

@@ -53,8 +53,8 @@ from baselines._gpu import (
     rgba,
 )
 from baselines.trellis import TRELLIS_STACK, TRELLIS_WEIGHTS, load_trellis_pipeline, run_trellis
-from bench.adapter import Generation
-from bench.cases import AmodalCase, InputView
+from bench.cases.case import AmodalCase, InputView
+from bench.methods.adapter import Generation
 
 PIX2GESTALT_SIZE = 256
 AMODAL_GRAY_THRESHOLD = 250  # object where gray <= 250 (THRESH_BINARY_INV)

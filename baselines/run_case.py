@@ -2,13 +2,13 @@
 
     python -m baselines.run_case --method visible CASE_DIR [CASE_DIR ...] [--name OUTNAME]
 
-Each CASE_DIR is a directory written by bench.casefile.export_case (it holds case.json); a CASES
+Each CASE_DIR is a directory written by bench.cases.casefile.export_case (it holds case.json); a CASES
 root with a manifest.json stands for all of its cases. For every case the method's result is
 written to CASE_DIR/output/<OUTNAME>/mesh.ply (mesh.glb when the mesh has a texture) with the
 sidecar output.json {"up_axis": "z", "method": ..., ...}; the mesh stays in the Z-up object frame.
 A case the method cannot do is reported on stderr, the others go on, and the exit code is 1.
 
-This is how the CPU baselines run as isolated workers (bench.worker.WorkerSpec with the command
+This is how the CPU baselines run as isolated workers (bench.methods.worker.WorkerSpec with the command
 [python, "-m", "baselines.run_case", "--method", "visible", "{case_dir}", "--name", "{method}"]),
 and an example for a worker of your own: read the case, generate, write exactly one
 output/<name>/mesh.glb|obj|ply plus an optional output.json, exit 0; exit non-zero on failure.
@@ -21,12 +21,12 @@ import json
 import sys
 from pathlib import Path
 
-from bench.casefile import OUTPUT_EXTS, case_dirs, output_path, read_case
-from bench.store import atomic_write_bytes
+from bench.cases.casefile import OUTPUT_EXTS, case_dirs, output_path, read_case
+from bench.files import atomic_write_bytes
 
 
 def write_output(case_dir: Path, name: str, mesh, meta: dict | None = None) -> Path:
-    """Write a bench.assets.Mesh as the output of method `name` for one case; returns its path.
+    """Write a bench.inputs.assets.Mesh as the output of method `name` for one case; returns its path.
 
     Z-up, declared in output.json. Outputs of another format left by an earlier run are removed
     first, since a case must hold exactly one."""
@@ -65,7 +65,7 @@ def _expand(paths: list[str]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.adapter import get_adapter, list_methods
+    from bench.methods.adapter import get_adapter, list_methods
 
     parser = argparse.ArgumentParser(prog="python -m baselines.run_case",
                                      description=__doc__.splitlines()[0])

@@ -37,12 +37,12 @@ from baselines._gpu import (
     most_visible_view,
     to_numpy,
 )
-from bench.adapter import Generation
-from bench.assets import Mesh, normalize_mesh
-from bench.cameras import Camera
-from bench.cases import AmodalCase, InputView
-from bench.gaussians import Gaussians, quaternion_to_matrix, transform_gaussians
-from bench.normalize import normalize_output
+from bench.cases.case import AmodalCase, InputView
+from bench.inputs.assets import Mesh, normalize_mesh
+from bench.inputs.cameras import Camera
+from bench.inputs.gaussians import Gaussians, quaternion_to_matrix, transform_gaussians
+from bench.methods.adapter import Generation
+from bench.methods.normalize import normalize_output
 
 SAM3D_STACK = Stack(
     "sam3d_objects", "git clone facebookresearch/sam-3d-objects and follow doc/setup.md "

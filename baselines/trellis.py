@@ -18,7 +18,7 @@ Output: the Gaussians (`outputs['gaussian'][0]`) and, with `mesh_source="extract
 in-memory mesh (`outputs['mesh'][0]`, Z-up object frame, vertex colours), no rotation; with
 `mesh_source="glb"`, upstream `postprocessing_utils.to_glb(gaussian, mesh, simplify=0.95,
 texture_size=1024)` (their app's export: simplified, hole-filled, texture baked, Y-up), rotated
-back to Z-up by bench.normalize.
+back to Z-up by bench.methods.normalize.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from baselines._gpu import (
     load_trellis_family,
     rgba,
 )
-from bench.adapter import Generation
-from bench.cases import AmodalCase, InputView
+from bench.cases.case import AmodalCase, InputView
+from bench.methods.adapter import Generation
 
 ALPHAS = ("visible", "object")
 MODES = ("stochastic", "multidiffusion")

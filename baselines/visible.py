@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.adapter import Adapter, Generation
-from bench.assets import Mesh
-from bench.cases import AmodalCase, InputView
+from bench.cases.case import AmodalCase, InputView
+from bench.inputs.assets import Mesh
+from bench.methods.adapter import Adapter, Generation
 
 # max depth difference between joined pixels, in object-frame units (the object spans 1)
 MAX_DEPTH_JUMP = 0.01

@@ -19,7 +19,7 @@ few vectorized numpy operations over the voxels still occupied (no Python loop o
    (visible | occluded) does not touch the image border: then the whole object is in the frame
    and everything projecting outside it is empty.
 2. Centred box (`centred`, on by default): the harness's frame centres the object's bounding box
-   at the origin (bench.assets.normalize_mesh), so the object's half-extent along an axis is at
+   at the origin (bench.inputs.assets.normalize_mesh), so the object's half-extent along an axis is at
    most min(-lo, hi) of the hull's extent [lo, hi]; voxels beyond it are removed.
 3. Symmetry (`symmetry`, "rot180z" by default): a voxel that no view observes (every view has it
    behind a visible surface, under an occluded pixel or out of frame: it is not within
@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.adapter import Adapter, Generation
-from bench.assets import Mesh
-from bench.cases import AmodalCase, InputView
+from bench.cases.case import AmodalCase, InputView
+from bench.inputs.assets import Mesh
+from bench.methods.adapter import Adapter, Generation
 
 RESOLUTION = 128  # voxels per side of the [-0.5, 0.5]^3 cube
 FREE_SPACE_MARGIN = 2.0  # voxels: carve only voxels this far in front of the observed depth
@@ -164,7 +164,7 @@ def clip_to_centred_box(occ: np.ndarray, max_iterations: int = 8) -> np.ndarray:
     """Remove voxels outside the largest origin-centred box the object can fill.
 
     The harness's frame centres the object's bounding box at the origin (TRELLIS normalization,
-    bench.assets.normalize_mesh), and the hull contains the object, so along each axis the object
+    bench.inputs.assets.normalize_mesh), and the hull contains the object, so along each axis the object
     spans [-e, e] with e <= min(-lo, hi) for the hull's extent [lo, hi]: voxels with |centre| > e
     (plus half a voxel of slack for the centre test) cannot be object. Clipping one axis can
     shrink the others' extents, so this repeats until nothing changes."""

@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.adapter import adapter_class, list_methods
-from bench.dataset import DataMissing, list_datasets
-from bench.protocol import list_protocols, load_protocol
+from bench.inputs.dataset import DataMissing, list_datasets
+from bench.inputs.protocol import list_protocols, load_protocol
+from bench.methods.adapter import adapter_class, list_methods
 from bench.render import RASTERIZERS
 
 DEMO_PROTOCOL = "amodal3r-gso"
@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _methods(value: str) -> list[str]:
-    from bench.worker import adapter_from_string, is_method_string
+    from bench.methods.worker import adapter_from_string, is_method_string
 
     names = [m.strip() for m in value.split(",") if m.strip()]
     bad = [m for m in names if m not in list_methods() and not is_method_string(m)]
@@ -107,7 +107,7 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
                        help=f"a name ({', '.join(list_protocols())}) or a protocol YAML path")
         p.add_argument("--methods", type=_methods, required=True,
                        help=f"comma-separated, from: {', '.join(list_methods())}; or "
-                            "worker:<spec.yaml> (bench.worker) or precomputed:<cases_dir>:<method>")
+                            "worker:<spec.yaml> (bench.methods.worker) or precomputed:<cases_dir>:<method>")
 
 
 def _add_case_args(p: argparse.ArgumentParser) -> None:
@@ -123,9 +123,9 @@ def _iter_cases(args):
     """(asset, [cases of every setting], [failure lines]) per object."""
     from tqdm import tqdm
 
-    from bench.assets import AssetError
-    from bench.cases import CaseError, build_case
-    from bench.dataset import open_dataset
+    from bench.cases.case import CaseError, build_case
+    from bench.inputs.assets import AssetError
+    from bench.inputs.dataset import open_dataset
 
     protocol = load_protocol(args.protocol)
     ds = open_dataset(args.dataset, args.data)
@@ -147,7 +147,7 @@ def _iter_cases(args):
 
 
 def _cmd_export(args) -> int:
-    from bench.casefile import export_cases
+    from bench.cases.casefile import export_cases
 
     protocol = load_protocol(args.protocol)
     failures: list[str] = []
@@ -165,7 +165,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from bench.viz import write_case_sheet
+    from bench.run.sheets import write_case_sheet
 
     protocol = load_protocol(args.protocol)
     for oid, asset, cases, failures in _iter_cases(args):
@@ -179,8 +179,8 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from bench.report import format_table, merge_runs
-    from bench.tables import write_tables
+    from bench.report.aggregate import format_table, merge_runs
+    from bench.report.tables import write_tables
 
     try:
         merged = merge_runs([Path(r) for r in args.runs])
@@ -189,7 +189,7 @@ def _cmd_report(args) -> int:
         return 2
     print(format_table(merged))
     if args.versus:
-        from bench.tables import versus, versus_markdown
+        from bench.report.tables import versus, versus_markdown
 
         try:
             comparison = versus(merged, args.versus)
@@ -210,11 +210,11 @@ def _cmd_report(args) -> int:
             tables += [stem.with_suffix(".md"), stem.with_suffix(".csv")]
         print(f"leaderboard: {out}; tables: {', '.join(str(t) for t in tables)}")
     if args.html:
-        from bench.html_report import write_html_report
+        from bench.report.html import write_html_report
 
         published = None
         if args.published:
-            from bench.published import load_published, published_beside
+            from bench.report.published import load_published, published_beside
 
             published = published_beside(merged, load_published())
         page = write_html_report([Path(r) for r in args.runs], Path(args.html), published,
@@ -226,9 +226,9 @@ def _cmd_report(args) -> int:
 def _cmd_drift(args) -> int:
     import pandas as pd
 
-    from bench.dataset import REPO_ROOT
-    from bench.drift import compare, failed, format_drift, load_tolerances
-    from bench.report import write_leaderboard
+    from bench.inputs.dataset import REPO_ROOT
+    from bench.report.aggregate import write_leaderboard
+    from bench.report.drift import compare, failed, format_drift, load_tolerances
 
     run = Path(args.run)
     try:
@@ -255,9 +255,10 @@ def _cmd_pcs(args) -> int:
 
     from PIL import Image
 
-    from bench.pcs import JudgeCache, JudgeSettings, OpenAIJudge, TransformersJudge, score_many
-    from bench.report import format_table, write_leaderboard
-    from bench.store import atomic_write_bytes, load_records, pcs_path, renders_dir
+    from bench.files import atomic_write_bytes
+    from bench.judge.pcs import JudgeCache, JudgeSettings, OpenAIJudge, TransformersJudge, score_many
+    from bench.records.store import load_records, pcs_path, renders_dir
+    from bench.report.aggregate import format_table, write_leaderboard
 
     run = Path(args.run)
     try:
@@ -346,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_import(args) -> int:
-    from bench.casefile import read_manifest
+    from bench.cases.casefile import read_manifest
 
     manifest = read_manifest(Path(args.cases))
     protocol = manifest["protocol"]["name"]
@@ -365,9 +366,9 @@ def _cmd_import(args) -> int:
 def _cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -> int:
     import pandas as pd
 
-    from bench.appearance import AppearanceConfig, MetricsUnavailable
-    from bench.report import format_table
-    from bench.run import RunConfig, run
+    from bench.report.aggregate import format_table
+    from bench.run.appearance import AppearanceConfig, MetricsUnavailable
+    from bench.run.runner import RunConfig, run
 
     try:
         appearance = AppearanceConfig(fid_extractors=args.fid_extractors,

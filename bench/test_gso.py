@@ -15,8 +15,8 @@ import os
 import pandas as pd
 import pytest
 
-from bench.dataset import default_root
-from bench.protocol import list_protocols, load_protocol
+from bench.inputs.dataset import default_root
+from bench.inputs.protocol import list_protocols, load_protocol
 
 METHODS = ["oracle", "visible"]
 LIMIT = int(os.environ.get("AMODAL_BENCH_GSO_LIMIT", "4"))
@@ -30,7 +30,7 @@ def gso_leaderboards(tmp_path_factory) -> dict[str, pd.DataFrame]:
     if not root.is_dir():
         pytest.skip(f"GSO data not found at {root}: set AMODAL_BENCH_GSO or put it at "
                     "../shared/data/gso")
-    from bench.run import RunConfig, run
+    from bench.run.runner import RunConfig, run
 
     boards = {}
     cache = tmp_path_factory.mktemp("gt-cache")

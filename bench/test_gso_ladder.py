@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from bench.dataset import default_root
+from bench.inputs.dataset import default_root
 
 LADDER_OBJECTS = 6
 RUNGS = ["identical", "blur", "+holes", "+noise", "wrong objects"]
@@ -69,9 +69,9 @@ def reference():
     root = default_root("gso")
     if not root.is_dir():
         pytest.skip(f"GSO data not found at {root}")
-    from bench.cameras import Rig
-    from bench.dataset import open_dataset
-    from bench.protocol import load_protocol
+    from bench.inputs.cameras import Rig
+    from bench.inputs.dataset import open_dataset
+    from bench.inputs.protocol import load_protocol
     from bench.render import render
 
     ds, protocol = open_dataset("gso"), load_protocol("gena3d-gso")

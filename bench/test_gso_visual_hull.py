@@ -14,7 +14,7 @@ import os
 import pandas as pd
 import pytest
 
-from bench.dataset import default_root
+from bench.inputs.dataset import default_root
 
 LIMIT = int(os.environ.get("AMODAL_BENCH_VH_LIMIT", "52"))
 PROTOCOL = "amodal3r-gso"
@@ -26,9 +26,9 @@ def board(tmp_path_factory) -> pd.DataFrame:
     if not root.is_dir():
         pytest.skip(f"GSO data not found at {root}: set AMODAL_BENCH_GSO or put it at "
                     "../shared/data/gso")
-    from bench.appearance import AppearanceConfig
-    from bench.run import RunConfig, run
-    from bench.tables import versus_markdown
+    from bench.report.tables import versus_markdown
+    from bench.run.appearance import AppearanceConfig
+    from bench.run.runner import RunConfig, run
 
     out = tmp_path_factory.mktemp("visual-hull")
     path = run(RunConfig(out=str(out), protocol=PROTOCOL, methods=["visible", "visual-hull"],

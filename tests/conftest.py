@@ -1,7 +1,7 @@
 """Shared fixtures for the amodal-bench unit tests.
 
 Tests that read the real Google Scanned Objects take the `gso_root` fixture, which skips them
-with a clear reason when the data is not where bench.dataset.default_root('gso') points
+with a clear reason when the data is not where bench.inputs.dataset.default_root('gso') points
 (../shared/data/gso next to the repository, or $AMODAL_BENCH_GSO).
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.assets import Mesh
-from bench.dataset import default_root
+from bench.inputs.assets import Mesh
+from bench.inputs.dataset import default_root
 
 # Small real objects, used where a test needs a real GSO mesh but not a big one.
 SMALL_GSO_OBJECT = "Diet_Pepsi_Soda_Cola12_Pack_12_oz_Cans"  # ~2k faces, ~120 kB OBJ
@@ -45,7 +45,7 @@ def small_gso_path(gso_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def small_gso_mesh(small_gso_path: Path) -> Mesh:
     """A small real GSO mesh in the TRELLIS object frame (read once per session)."""
-    from bench.assets import load_asset
+    from bench.inputs.assets import load_asset
 
     return load_asset(small_gso_path).mesh
 
@@ -71,7 +71,7 @@ def one_view_protocol(tmp: Path) -> str:
     """amodal3r-gso with a single setting (1 view), same inputs (seed key), to keep tests short."""
     import yaml
 
-    from bench.protocol import PROTOCOL_DIR
+    from bench.inputs.protocol import PROTOCOL_DIR
 
     spec = yaml.safe_load((PROTOCOL_DIR / "amodal3r-gso.yaml").read_text())
     spec["input"]["views"] = [1]

@@ -1,4 +1,4 @@
-"""bench.align: yaw search and ICP recover known rigid transforms; never make things worse."""
+"""bench.metrics.alignment: yaw search and ICP recover known rigid transforms; never make things worse."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from bench.align import align, apply, chamfer, kabsch, rot_z
+from bench.metrics.alignment import align, apply, chamfer, kabsch, rot_z
 
 
 def _shape(n=3000, seed=0):

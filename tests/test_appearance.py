@@ -1,4 +1,4 @@
-"""bench.appearance and the image metrics of a run: which networks load, what is missing and why,
+"""bench.run.appearance and the image metrics of a run: which networks load, what is missing and why,
 the CLIP score against a brute-force loop, and FID/KID/LPIPS end to end on real GSO objects with
 the one real network here (MobileNetV2, non-standard; named so)."""
 
@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 from conftest import one_view_protocol
 
-from bench.appearance import (
+from bench.records.store import load_records
+from bench.run.appearance import (
     AppearanceConfig,
     AppearanceSuite,
     MetricsUnavailable,
     grouped_notes,
     non_standard_metrics,
 )
-from bench.run import RunConfig, run
-from bench.store import load_records
+from bench.run.runner import RunConfig, run
 
 OBJECTS = ["Diet_Pepsi_Soda_Cola12_Pack_12_oz_Cans", "Room_Essentials_Salad_Plate_Turquoise"]
 MOBILENET_ONLY = dict(fid_extractors=["mobilenet"], clip_score=True, lpips_nets=["mobilenet"])
@@ -156,7 +156,7 @@ def test_gt_features_cached_across_methods(small_data, tmp_path):
 def test_feature_file_from_other_weights_is_refused(small_data, tmp_path):
     _mobilenet_present()
     from bench.metrics.features import save_features
-    from bench.report import aggregate
+    from bench.report.aggregate import aggregate
 
     out = tmp_path / "run"
     run(_config(out, small_data, tmp_path / "cache", methods=["visible"]), progress=False)

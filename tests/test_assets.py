@@ -1,4 +1,4 @@
-"""bench.assets: loading, texture resolution, normalization to the TRELLIS frame, failures."""
+"""bench.inputs.assets: loading, texture resolution, normalization to the TRELLIS frame, failures."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import trimesh
 from conftest import SMALL_GSO_OBJECT, TEXTURED_GSO_OBJECT, gso_mesh_path
 from PIL import Image
 
-from bench.assets import (
+from bench.inputs.assets import (
     Z_UP_TO_Y_UP,
     AssetError,
     Mesh,

@@ -1,4 +1,4 @@
-"""bench.cameras: TRELLIS yaw/pitch convention, OpenCV extrinsics, pixel intrinsics, rigs."""
+"""bench.inputs.cameras: TRELLIS yaw/pitch convention, OpenCV extrinsics, pixel intrinsics, rigs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.cameras import Camera, Rig, camera_from_yaw_pitch, intrinsics_from_fov
+from bench.inputs.cameras import Camera, Rig, camera_from_yaw_pitch, intrinsics_from_fov
 
 RIG_SPEC = {"yaws_deg": [0, 90, 180, 270], "pitch_deg": 30, "radius": 2.0, "fov_deg": 40,
             "resolution": 512}

@@ -11,8 +11,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-from bench.assets import Z_UP_TO_Y_UP
-from bench.casefile import (
+from bench.cases.casefile import (
     ImportedMethod,
     case_dirs,
     export_case,
@@ -22,7 +21,8 @@ from bench.casefile import (
     read_case,
     read_manifest,
 )
-from bench.protocol import load_protocol
+from bench.inputs.assets import Z_UP_TO_Y_UP
+from bench.inputs.protocol import load_protocol
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,8 @@ def protocol():
 
 @pytest.fixture(scope="module")
 def case(gso_root, protocol):
-    from bench.cases import build_case
-    from bench.dataset import open_dataset
+    from bench.cases.case import build_case
+    from bench.inputs.dataset import open_dataset
 
     return build_case(open_dataset("gso", gso_root).load("Android_Lego"), protocol, 2)
 

@@ -7,13 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bench.cases import CaseError, build_case
-from bench.protocol import Protocol, load_protocol
+from bench.cases.case import CaseError, build_case
+from bench.inputs.protocol import Protocol, load_protocol
 
 
 @pytest.fixture(scope="module")
 def asset(gso_root):
-    from bench.dataset import open_dataset
+    from bench.inputs.dataset import open_dataset
 
     return open_dataset("gso", gso_root).load("Android_Lego")
 
@@ -56,7 +56,7 @@ def test_case_follows_protocol(asset):
 def test_occlusion_is_3d_consistent(asset):
     # the same surface is occluded in every view: a world point seen occluded in one view and
     # visible in another would contradict a per-object face set. Check via face ids.
-    from bench.occlusion import view_masks
+    from bench.cases.occlusion import view_masks
     from bench.render import render
 
     p = load_protocol("amodal3r-gso")
@@ -84,7 +84,7 @@ def test_settings_share_the_occlusion(asset):
 
 def test_multiview_consistency_on_real_objects(gso_root):
     # a face seen occluded in any of 4 views is never seen visible in another (3D-consistent)
-    from bench.dataset import open_dataset
+    from bench.inputs.dataset import open_dataset
     from bench.render import render
 
     ds = open_dataset("gso", gso_root)
@@ -125,7 +125,7 @@ def test_rejected_views_are_recorded_and_outside_the_range(asset):
 @pytest.mark.parametrize("mesh_kind", ["soup", "single"])
 def test_triangle_soup_and_single_triangle_are_case_errors(mesh_kind):
     # never an endless loop: a clear CaseError the run turns into a failure record
-    from bench.assets import Asset, Mesh
+    from bench.inputs.assets import Asset, Mesh
 
     if mesh_kind == "soup":
         tri = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0, 0.1]])

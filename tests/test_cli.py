@@ -80,7 +80,7 @@ def test_export_cases_then_import_outputs(gso_root, tmp_path):
     import pandas as pd
     import trimesh
 
-    from bench.dataset import open_dataset
+    from bench.inputs.dataset import open_dataset
 
     obj = "Room_Essentials_Salad_Plate_Turquoise"
     cases = tmp_path / "cases"

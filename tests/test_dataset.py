@@ -1,4 +1,4 @@
-"""bench.dataset: manifests, data roots, loading and sha256 verification."""
+"""bench.inputs.dataset: manifests, data roots, loading and sha256 verification."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import SMALL_GSO_OBJECT
 
-from bench.dataset import (
+from bench.inputs.dataset import (
     MANIFEST_DIR,
     REPO_ROOT,
     DataMissing,

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.drift import EXACT, compare, failed, format_drift, load_tolerances
 from bench.metrics import HIGHER_IS_BETTER
+from bench.report.drift import EXACT, compare, failed, format_drift, load_tolerances
 
 TOL = {"default": {"abs": 0.0, "rel": 1e-6}, "psnr_masked": {"abs": 0.01}, "cov_cd": {"abs": 0.0}}
 

@@ -1,4 +1,4 @@
-"""bench.encodings: Amodal3R's grey-level mask and GENA3D's four images, through PNG and back.
+"""bench.cases.encodings: Amodal3R's grey-level mask and GENA3D's four images, through PNG and back.
 
 References: Amodal3R README (255 / 188 / 0) and `preprocess_image_w_mask` (< 127 occluded, dilated
 by cv2 MORPH_ELLIPSE 3; > 230 background; RGB zeroed over both); GENA3D sparse_image_to_3d.py
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from scipy import ndimage
 
-from bench.encodings import (
+from bench.cases.encodings import (
     GENA3D_FILES,
     decode_amodal3r,
     decode_gena3d,

@@ -1,4 +1,4 @@
-"""bench.gaussians: the 3DGS PLY layout on real files, quaternions, and frame changes.
+"""bench.inputs.gaussians: the 3DGS PLY layout on real files, quaternions, and frame changes.
 
 References: scipy.spatial.transform.Rotation (quaternions), trimesh's own PLY reader (an
 independent parser of the files written here), a PLY written field by field with numpy in the
@@ -12,8 +12,8 @@ import pytest
 import trimesh
 from scipy.spatial.transform import Rotation
 
-from bench.assets import Z_UP_TO_Y_UP
-from bench.gaussians import (
+from bench.inputs.assets import Z_UP_TO_Y_UP
+from bench.inputs.gaussians import (
     TRELLIS_PLY_TO_Z_UP,
     Gaussians,
     matrix_to_quaternion,

@@ -13,8 +13,8 @@ so a misnamed argument fails), record what they receive, and return real meshes 
 ground truth in the model's output format (TRELLIS MeshExtractResult / Gaussian attributes, a Y-up
 trimesh plus a camera-frame pose for SAM 3D, a trimesh.Scene of parts for HoloPart). They check the
 inputs (image sizes and modes, masks, seeds, sampler parameters), never the models' quality.
-References: bench.cameras.Camera.unproject (point maps), bench.encodings decoders (mask encodings),
-the GT mesh (output frames).
+References: bench.inputs.cameras.Camera.unproject (point maps), bench.cases.encodings decoders (mask
+encodings), the GT mesh (output frames).
 """
 
 from __future__ import annotations
@@ -54,12 +54,12 @@ from baselines.pix2gestalt_trellis import (
 )
 from baselines.sam3d import SAM3DObjects, pointmap_from_view, pose_to_world, sam3d_inputs
 from baselines.trellis import Trellis, TrellisMultidiffusion, trellis_image
-from bench.adapter import REGISTRY, adapter_class
-from bench.assets import Z_UP_TO_Y_UP, Mesh, load_asset
-from bench.cases import build_case
-from bench.encodings import GENA3D_THRESHOLD, decode_amodal3r
-from bench.gaussians import quaternion_to_matrix
-from bench.protocol import load_protocol
+from bench.cases.case import build_case
+from bench.cases.encodings import GENA3D_THRESHOLD, decode_amodal3r
+from bench.inputs.assets import Z_UP_TO_Y_UP, Mesh, load_asset
+from bench.inputs.gaussians import quaternion_to_matrix
+from bench.inputs.protocol import load_protocol
+from bench.methods.adapter import REGISTRY, adapter_class
 
 GPU_METHODS = ["trellis", "trellis-multidiffusion", "pix2gestalt-trellis", "pix2gestalt-trellis-mv",
                "amodal3r", "gena3d", "sam3d", "holopart"]

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from conftest import SMALL_GSO_OBJECT, one_view_protocol
 
-from bench.html_report import DASH, best_mask, note_for, write_html_report
-from bench.report import COLUMNS
+from bench.report.aggregate import COLUMNS
+from bench.report.html import DASH, best_mask, note_for, write_html_report
 
 
 def _leaderboard(rows: list[dict]) -> pd.DataFrame:
@@ -201,7 +201,7 @@ def test_real_run_renders_in_chromium(tmp_path, gso_root):
         pytest.skip("chromium not on PATH (apt-get install -y chromium) - cannot render the page")
     from PIL import Image
 
-    from bench.run import RunConfig, run
+    from bench.run.runner import RunConfig, run
 
     objects = ["Room_Essentials_Salad_Plate_Turquoise", SMALL_GSO_OBJECT]
     for oid in objects:

@@ -1,4 +1,4 @@
-"""bench.masks2d: Amodal3R random occluders (supp. A.3b) and GENA3D occlusion masks (supp. A.2).
+"""bench.cases.masks2d: Amodal3R random occluders (supp. A.3b) and GENA3D occlusion masks (supp. A.2).
 
 References: scipy.ndimage (binary_dilation / binary_erosion / label) as independent morphology;
 numbers measured once with OpenCV 4 (cv2.erode, 13 x 13 ones) for the border behaviour. All mask
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from bench.masks2d import (
+from bench.cases.masks2d import (
     _occluder_layers,
     amodal3r_random_occluder,
     dilated_rectangle,

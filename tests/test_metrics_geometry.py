@@ -245,7 +245,7 @@ def test_real_gso_clouds_pruned_equals_full(gso_root):
     # real surface samples of 6 GSO objects and perturbed copies: exact agreement
     import trimesh
 
-    from bench.dataset import open_dataset
+    from bench.inputs.dataset import open_dataset
 
     ds = open_dataset("gso", gso_root)
     ref = []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from bench.assets import AssetError, Mesh
+from bench.inputs.assets import AssetError, Mesh
 from bench.metrics.geometry import chamfer_l2
 from bench.metrics.parts import (
     PartMetricsConfig,

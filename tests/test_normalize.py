@@ -1,7 +1,7 @@
-"""bench.normalize: outputs read from real files (written here by trimesh) into the Z-up object frame.
+"""bench.methods.normalize: outputs read from real files (written here by trimesh) into the Z-up object frame.
 
 References: the Z-up source vertices a Y-up file was made from (exact up to float32), and
-bench.assets.load_asset (the GT loader) for the rescale convention.
+bench.inputs.assets.load_asset (the GT loader) for the rescale convention.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import trimesh
 from conftest import SMALL_GSO_OBJECT, gso_mesh_path
 from PIL import Image
 
-from bench.assets import Z_UP_TO_Y_UP, load_asset
-from bench.normalize import normalize_output, output_mesh
+from bench.inputs.assets import Z_UP_TO_Y_UP, load_asset
+from bench.methods.normalize import normalize_output, output_mesh
 
 # an asymmetric tetrahedron: distinct extents along x (1), y (2), z (3), so any swapped or flipped
 # axis changes the bbox; the apex is the only vertex with z > 0

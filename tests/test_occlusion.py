@@ -1,4 +1,4 @@
-"""bench.occlusion: face adjacency, region growing to a target ratio, per-view masks."""
+"""bench.cases.occlusion: face adjacency, region growing to a target ratio, per-view masks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import scipy.sparse as sp
 import trimesh
 from scipy.sparse.csgraph import connected_components
 
-from bench.assets import Mesh
-from bench.occlusion import face_adjacency, face_areas, grow_occlusion, view_masks
+from bench.cases.occlusion import face_adjacency, face_areas, grow_occlusion, view_masks
+from bench.inputs.assets import Mesh
 
 
 def _mesh(tm: trimesh.Trimesh) -> Mesh:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from baselines.oracle import Oracle
-from bench.cases import build_case
-from bench.protocol import load_protocol
+from bench.cases.case import build_case
+from bench.inputs.protocol import load_protocol
 
 
 def test_oracle_returns_ground_truth(gso_root):
-    from bench.dataset import open_dataset
+    from bench.inputs.dataset import open_dataset
 
     asset = open_dataset("gso", gso_root).load("Android_Lego")
     case = build_case(asset, load_protocol("amodal3r-gso"), 1)

@@ -1,4 +1,4 @@
-"""bench.pcs: strict answer parsing, the OpenAI-compatible HTTP judge against a real loopback
+"""bench.judge.pcs: strict answer parsing, the OpenAI-compatible HTTP judge against a real loopback
 server, the verdict cache, and the transformers judge on a tiny randomly initialized Qwen3-VL."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import pcs
-from bench.pcs import (
+from bench.judge import pcs
+from bench.judge.pcs import (
     PROMPT_SHA256,
     QWEN3_VL_REPO,
     SYSTEM_PROMPT,
@@ -523,8 +523,8 @@ def test_cli_pcs_over_a_runs_saved_renders(serve, gso_root, tmp_path):
     import pandas as pd
     from conftest import one_view_protocol
 
-    from bench.appearance import AppearanceConfig
-    from bench.run import RunConfig, run
+    from bench.run.appearance import AppearanceConfig
+    from bench.run.runner import RunConfig, run
 
     objects = ["Diet_Pepsi_Soda_Cola12_Pack_12_oz_Cans", "Room_Essentials_Salad_Plate_Turquoise"]
     out = tmp_path / "run"

@@ -1,12 +1,12 @@
-"""bench.pointcloud: exact farthest point sampling and depth unprojection."""
+"""bench.render.pointcloud: exact farthest point sampling and depth unprojection."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench.cameras import camera_from_yaw_pitch
-from bench.pointcloud import farthest_point_sampling, sample_point_cloud, unproject_depths
+from bench.inputs.cameras import camera_from_yaw_pitch
+from bench.render.pointcloud import farthest_point_sampling, sample_point_cloud, unproject_depths
 
 fpsample = pytest.importorskip("fpsample")
 

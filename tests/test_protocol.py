@@ -1,4 +1,4 @@
-"""bench.protocol: YAML protocols, content hash, seeds, evaluation rigs."""
+"""bench.inputs.protocol: YAML protocols, content hash, seeds, evaluation rigs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bench.protocol import PROTOCOL_DIR, list_protocols, load_protocol
+from bench.inputs.protocol import PROTOCOL_DIR, list_protocols, load_protocol
 
 ALL = sorted(p.stem for p in PROTOCOL_DIR.glob("*.yaml"))
 

@@ -1,4 +1,4 @@
-"""Published tables (reports/published/*.csv) against the seed texts, and bench.published."""
+"""Published tables (reports/published/*.csv) against the seed texts, and bench.report.published."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.published import COLUMNS, PUBLISHED_DIR, load_published, published_beside
+from bench.report.published import COLUMNS, PUBLISHED_DIR, load_published, published_beside
 
 # the papers' text extractions: ../shared/seeds beside the clone, or $AMODAL_BENCH_SEEDS
 SEEDS = Path(os.environ.get("AMODAL_BENCH_SEEDS", Path(__file__).resolve().parents[2] / "shared" / "seeds"))

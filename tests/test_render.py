@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.assets import Mesh
-from bench.cameras import Camera, Rig, camera_from_yaw_pitch, look_at_extrinsics
+from bench.inputs.assets import Mesh
+from bench.inputs.cameras import Camera, Rig, camera_from_yaw_pitch, look_at_extrinsics
 from bench.render import get_rasterizer, render
 from bench.render.shading import shade
 
@@ -84,7 +84,7 @@ def test_backgrounds_and_unknown_background():
 def test_moderngl_agrees_with_numpy_reference(gso_root):
     # two independent rasterizers on a real textured GSO mesh, 4-view rig:
     # mask IoU >= 0.999, same triangle on >= 99.5 % of shared pixels, colour mean abs diff < 1e-3
-    from bench.dataset import open_dataset
+    from bench.inputs.dataset import open_dataset
 
     mesh = open_dataset("gso", gso_root).load("Android_Lego").mesh
     cams = Rig.from_spec("t", RIG4).cameras
@@ -99,7 +99,7 @@ def test_moderngl_agrees_with_numpy_reference(gso_root):
 
 
 def test_moderngl_is_deterministic(gso_root):
-    from bench.dataset import open_dataset
+    from bench.inputs.dataset import open_dataset
 
     mesh = open_dataset("gso", gso_root).load("Android_Lego").mesh
     cams = Rig.from_spec("t", RIG4).cameras

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from bench.metrics.geometry import coverage_mmd
-from bench.report import COLUMNS, aggregate, format_table, write_leaderboard
-from bench.store import Record, cloud_path, gt_cloud_path, record_path, write_array, write_record
+from bench.records.store import Record, cloud_path, gt_cloud_path, record_path, write_array, write_record
+from bench.report.aggregate import COLUMNS, aggregate, format_table, write_leaderboard
 
 
 def _populate(out, rng, n=4, failed=("o3",), protocol_hash="h"):
@@ -102,7 +102,7 @@ def test_pfid_reported_with_weights_and_missing_without(tmp_path, monkeypatch):
 
 
 def test_merge_runs_refuses_duplicate_rows_and_non_runs(tmp_path):
-    from bench.report import merge_runs
+    from bench.report.aggregate import merge_runs
 
     a, b = tmp_path / "a", tmp_path / "b"
     _populate(a, np.random.default_rng(4))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import one_view_protocol
 
-from bench.run import RunConfig, run
-from bench.store import load_records
+from bench.records.store import load_records
+from bench.run.runner import RunConfig, run
 
 METHODS = ["oracle", "visible"]
 OBJECTS = ["Diet_Pepsi_Soda_Cola12_Pack_12_oz_Cans", "Room_Essentials_Salad_Plate_Turquoise"]
@@ -139,8 +139,8 @@ class _Offscreen:
     def generate(self, case):
         import numpy as np
 
-        from bench.adapter import Generation
-        from bench.assets import Mesh
+        from bench.inputs.assets import Mesh
+        from bench.methods.adapter import Generation
 
         return Generation(Mesh(np.array([[0, 0, 50.0], [0.1, 0, 50], [0, 0.1, 50]]), [[0, 1, 2]]))
 
@@ -186,8 +186,8 @@ class _Turned:
     def generate(self, case):
         import numpy as np
 
-        from bench.adapter import Generation
-        from bench.assets import load_asset
+        from bench.inputs.assets import load_asset
+        from bench.methods.adapter import Generation
 
         mesh = load_asset(case.source).mesh
         rot = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], np.float32)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.store import (
+from bench.records.store import (
     Record,
     load_records,
     provenance,

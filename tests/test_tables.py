@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.tables import ranked, to_latex, to_markdown, versus, versus_markdown, write_tables
+from bench.report.tables import ranked, to_latex, to_markdown, versus, versus_markdown, write_tables
 
 
 def _board() -> pd.DataFrame:

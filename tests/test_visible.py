@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from baselines.visible import Visible, lift_view
-from bench.cameras import camera_from_yaw_pitch
-from bench.cases import InputView, build_case
-from bench.protocol import load_protocol
+from bench.cases.case import InputView, build_case
+from bench.inputs.cameras import camera_from_yaw_pitch
+from bench.inputs.protocol import load_protocol
 from bench.render import render
 
 
@@ -54,7 +54,7 @@ def test_visible_reproduces_visible_pixels(gso_root):
     # visible region, except on a boundary band of one pixel (pixel centres are its vertices)
     from scipy.ndimage import binary_dilation, binary_erosion
 
-    from bench.dataset import open_dataset
+    from bench.inputs.dataset import open_dataset
 
     asset = open_dataset("gso", gso_root).load("Android_Lego")
     case = build_case(asset, load_protocol("amodal3r-gso"), 1)

@@ -16,11 +16,11 @@ from baselines.visual_hull import (
     vertex_colors,
     voxel_centres,
 )
-from bench.adapter import get_adapter
-from bench.assets import Mesh
-from bench.cameras import camera_from_yaw_pitch
-from bench.cases import AmodalCase, InputView
-from bench.occlusion import view_masks
+from bench.cases.case import AmodalCase, InputView
+from bench.cases.occlusion import view_masks
+from bench.inputs.assets import Mesh
+from bench.inputs.cameras import camera_from_yaw_pitch
+from bench.methods.adapter import get_adapter
 from bench.render import render
 
 RES = 64  # voxels per side in the synthetic tests (the adapter's default is 128)
@@ -38,7 +38,7 @@ def _sphere(colors: np.ndarray | None = None) -> Mesh:
 
 def _case(mesh: Mesh, yaws: list[float], occluded: np.ndarray | None = None,
           resolution: int = 160) -> AmodalCase:
-    """An AmodalCase rendered as bench.cases builds one: occluded faces -> black pixels."""
+    """An AmodalCase rendered as bench.cases.case builds one: occluded faces -> black pixels."""
     if occluded is None:
         occluded = np.zeros(len(mesh.faces), bool)
     cams = [camera_from_yaw_pitch(y, 30.0, 2.0, 40.0, resolution) for y in yaws]
@@ -257,9 +257,9 @@ def test_real_gso_case(gso_root):
 
     from conftest import SMALL_GSO_OBJECT
 
-    from bench.cases import build_case
-    from bench.dataset import open_dataset
-    from bench.protocol import load_protocol
+    from bench.cases.case import build_case
+    from bench.inputs.dataset import open_dataset
+    from bench.inputs.protocol import load_protocol
 
     asset = open_dataset("gso", gso_root).load(SMALL_GSO_OBJECT)
     case = build_case(asset, load_protocol("amodal3r-gso"), 2)

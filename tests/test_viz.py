@@ -6,7 +6,7 @@ import numpy as np
 from conftest import one_view_protocol
 from PIL import Image
 
-from bench.viz import TILE, mask_overlay
+from bench.run.sheets import TILE, mask_overlay
 
 
 def test_mask_overlay_colours():
@@ -21,7 +21,7 @@ def test_mask_overlay_colours():
 
 
 def test_contact_sheet_from_a_run(gso_root, tmp_path):
-    from bench.run import RunConfig, run
+    from bench.run.runner import RunConfig, run
 
     out = tmp_path / "run"
     run(RunConfig(out=str(out), protocol=one_view_protocol(tmp_path), methods=["oracle", "visible"],

@@ -13,12 +13,12 @@ import pytest
 import trimesh
 from conftest import SMALL_GSO_OBJECT, one_view_protocol
 
-from bench.adapter import Generation
-from bench.cameras import camera_from_yaw_pitch
-from bench.casefile import case_dir, export_cases, output_path
-from bench.cases import AmodalCase, InputView
-from bench.protocol import load_protocol
-from bench.worker import (
+from bench.cases.case import AmodalCase, InputView
+from bench.cases.casefile import case_dir, export_cases, output_path
+from bench.inputs.cameras import camera_from_yaw_pitch
+from bench.inputs.protocol import load_protocol
+from bench.methods.adapter import Generation
+from bench.methods.worker import (
     PrecomputedAdapter,
     WorkerAdapter,
     WorkerSpec,
@@ -72,8 +72,8 @@ def _failed(gen: Generation) -> str:
 
 @pytest.fixture(scope="module")
 def gso_case(gso_root, tmp_path_factory):
-    from bench.cases import build_case
-    from bench.dataset import open_dataset
+    from bench.cases.case import build_case
+    from bench.inputs.dataset import open_dataset
 
     protocol = load_protocol(one_view_protocol(tmp_path_factory.mktemp("protocol")))
     return build_case(open_dataset("gso", gso_root).load(SMALL_GSO_OBJECT), protocol, 1)
@@ -379,10 +379,10 @@ class Exit3Worker(WorkerAdapter):
 
 
 def test_run_with_a_worker_method(gso_root, tmp_path, monkeypatch):
-    from bench import adapter
-    from bench.appearance import AppearanceConfig
-    from bench.run import RunConfig, run
-    from bench.store import load_records
+    import bench.methods.adapter as adapter
+    from bench.records.store import load_records
+    from bench.run.appearance import AppearanceConfig
+    from bench.run.runner import RunConfig, run
 
     monkeypatch.setitem(adapter.REGISTRY, "visible-worker", "tests.test_worker:VisibleWorker")
     monkeypatch.setitem(adapter.REGISTRY, "exit3-worker", "tests.test_worker:Exit3Worker")
@@ -416,22 +416,22 @@ def test_run_with_a_worker_method(gso_root, tmp_path, monkeypatch):
 
 def test_run_with_method_strings(gso_root, tmp_path):
     """worker:<spec.yaml> and precomputed:<cases>:<method> in RunConfig.methods, recorded under
-    the spec's name and the output folder. Runs once bench.adapter/bench.run resolve the
-    strings (bench.worker.adapter_from_string, method_name); skipped until then."""
-    from bench.adapter import get_adapter
+    the spec's name and the output folder. Runs once bench.methods.adapter/bench.run.runner resolve the
+    strings (bench.methods.worker.adapter_from_string, method_name); skipped until then."""
+    from bench.methods.adapter import get_adapter
 
     spec = tmp_path / "visible-worker.yaml"
     spec.write_text(json.dumps({"name": "visible-worker", "command": RUN_CASE, "cwd": str(REPO)}))
     try:
         get_adapter(f"worker:{spec}")
     except ValueError:
-        pytest.skip("bench.adapter.get_adapter does not resolve worker: strings yet")
+        pytest.skip("bench.methods.adapter.get_adapter does not resolve worker: strings yet")
     from baselines.run_case import main as run_case
-    from bench.appearance import AppearanceConfig
-    from bench.cases import build_case
-    from bench.dataset import open_dataset
-    from bench.run import RunConfig, run
-    from bench.store import load_records
+    from bench.cases.case import build_case
+    from bench.inputs.dataset import open_dataset
+    from bench.records.store import load_records
+    from bench.run.appearance import AppearanceConfig
+    from bench.run.runner import RunConfig, run
 
     protocol_path = one_view_protocol(tmp_path)
     protocol = load_protocol(protocol_path)

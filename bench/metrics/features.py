@@ -60,9 +60,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import logging
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -73,6 +73,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench.files import atomic_write_bytes
 from bench.metrics.weights import (
     WeightsMismatch,
     WeightsMissing,
@@ -482,21 +483,10 @@ def save_features(path: str | os.PathLike, feats: np.ndarray,
         raise ValueError(f"features have {x.shape[1]} columns but {name} features have {dim}")
     if not np.isfinite(x).all():
         raise ValueError("features contain non-finite values")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, features=x, extractor=np.array(str(name)), weights_sha256=np.array(str(sha256)),
-                     dim=np.array(x.shape[1], dtype=np.int64))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions of a new file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    np.savez(buf, features=x, extractor=np.array(str(name)), weights_sha256=np.array(str(sha256)),
+             dim=np.array(x.shape[1], dtype=np.int64))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_features(path: str | os.PathLike, expect_name: str, expect_sha256: str) -> np.ndarray:

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from bench.assets import AssetError, Mesh
+from bench.inputs.assets import AssetError, Mesh
 
 BOUNDS = (-0.5, 0.5)
 _BOUNDS_TOL = 1e-6  # points this far outside the bounds still count, in the edge voxel

@@ -28,7 +28,7 @@ N_POINTS = 4096
 
 
 def _reference_clouds(n: int, rng: np.random.Generator) -> list[np.ndarray]:
-    from bench.dataset import default_root, open_dataset
+    from bench.inputs.dataset import default_root, open_dataset
 
     meshes = []
     if default_root("gso").is_dir():

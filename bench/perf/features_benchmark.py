@@ -19,8 +19,8 @@ import numpy as np
 
 
 def _renders(n_objects: int):
-    from bench.dataset import open_dataset
-    from bench.protocol import load_protocol
+    from bench.inputs.dataset import open_dataset
+    from bench.inputs.protocol import load_protocol
     from bench.render import render
 
     ds, protocol = open_dataset("gso"), load_protocol("gena3d-gso")
@@ -61,7 +61,7 @@ def throughput(images: np.ndarray, masks: np.ndarray) -> list[tuple[str, float]]
 
 
 def cache_saving(n_objects: int, ids: list[str]) -> tuple[float, float]:
-    from bench.run import RunConfig, run
+    from bench.run.runner import RunConfig, run
 
     def timed(methods, cache, out):
         t0 = time.perf_counter()

@@ -16,7 +16,7 @@ import time
 import fpsample
 import numpy as np
 
-from bench.pointcloud import farthest_point_sampling
+from bench.render.pointcloud import farthest_point_sampling
 
 N_SAMPLES = 4096
 
@@ -26,13 +26,13 @@ def _clouds(n_points: int) -> dict[str, np.ndarray]:
     sphere = rng.normal(size=(n_points, 3)).astype(np.float32)
     sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
     clouds = {f"sphere {n_points // 1000}k": sphere}
-    from bench.dataset import default_root
+    from bench.inputs.dataset import default_root
 
     if default_root("gso").is_dir():
-        from bench.cameras import Rig
+        from bench.inputs.cameras import Rig
         from bench.perf.render_benchmark import RIG, benchmark_mesh
-        from bench.pointcloud import unproject_depths
         from bench.render import render
+        from bench.render.pointcloud import unproject_depths
 
         rig = Rig.from_spec("bench", RIG)
         pts = unproject_depths(render(benchmark_mesh(), rig.cameras).depth, rig.cameras)

@@ -17,8 +17,8 @@ import time
 import numpy as np
 import trimesh
 
-from bench.assets import Mesh
-from bench.cameras import Rig
+from bench.inputs.assets import Mesh
+from bench.inputs.cameras import Rig
 from bench.render import Render, get_rasterizer
 from bench.render.shading import shade
 
@@ -28,7 +28,7 @@ RIG = {"yaws_deg": [0, 45, 90, 135, 180, 225, 270, 315], "pitch_deg": 30, "radiu
 
 def benchmark_mesh(target_faces: int = 50_000) -> Mesh:
     """A textured ~50k-face mesh: the largest GSO object subdivided if needed, else a UV sphere."""
-    from bench.dataset import default_root, open_dataset
+    from bench.inputs.dataset import default_root, open_dataset
 
     root = default_root("gso")
     if root.is_dir():

@@ -20,7 +20,7 @@ import torch
 
 from bench.metrics.geometry import coverage_mmd
 from bench.metrics.pointnet import PointNet2ClsSSG, WeightsMissing, load_pointnet, p_fid, pointnet_features
-from bench.store import gt_cloud_path, load_records
+from bench.records.store import gt_cloud_path, load_records
 
 
 def _sets(out: Path) -> dict:

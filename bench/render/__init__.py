@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.assets import Mesh
-from bench.cameras import Camera
+from bench.inputs.assets import Mesh
+from bench.inputs.cameras import Camera
 from bench.render.raster import Rasterizer
 from bench.render.shading import face_normals, shade
 

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bench.cameras import Camera
+from bench.inputs.cameras import Camera
 
 NEAR, FAR = 0.05, 100.0
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bench.cameras import Camera
+from bench.inputs.cameras import Camera
 from bench.render.raster import NEAR, check_cameras
 
 _MAX_CANDIDATES = 4_000_000  # (triangle, pixel) pairs per chunk

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bench.cameras import Camera
+from bench.inputs.cameras import Camera
 from bench.render.raster import check_cameras, clip_from_camera
 
 

@@ -9,16 +9,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from bench.assets import Mesh
+from bench.inputs.assets import Mesh
+from bench.inputs.protocol import BACKGROUNDS, background_rgb  # noqa: F401  (re-exported for renderers)
 
-BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
 DEFAULT_GREY = 0.5
-
-
-def background_rgb(name: str) -> np.ndarray:
-    if name not in BACKGROUNDS:
-        raise ValueError(f"unknown background {name!r}; valid: {', '.join(BACKGROUNDS)}")
-    return np.asarray(BACKGROUNDS[name], dtype=np.float32)
 
 
 @numba.njit(cache=True, boundscheck=False)

@@ -31,7 +31,7 @@ import pandas as pd
 from bench.metrics import HIGHER_IS_BETTER
 
 # Leaderboard metric columns in display order: (column, label, format). MMD is already x1000 and
-# COV x100 in leaderboard.csv (bench.report.aggregate).
+# COV x100 in leaderboard.csv (bench.report.aggregate.aggregate).
 METRICS: list[tuple[str, str, str]] = [
     ("success_rate", "success", "{:.0%}"),
     ("psnr_masked", "PSNR-m", "{:.2f}"),
@@ -251,7 +251,7 @@ def leaderboard_table(df: pd.DataFrame, protocol: str, table_id: str) -> str:
 
 
 def _non_standard_footnote(metrics) -> str:
-    from bench.tables import NON_STANDARD_FOOTNOTE
+    from bench.report.tables import NON_STANDARD_FOOTNOTE
 
     if any("†" in label for _, label, _ in metrics):
         return f'<p class="nonstandard">{esc(NON_STANDARD_FOOTNOTE)}</p>'
@@ -473,7 +473,7 @@ def write_html_report(run_dirs: list[Path], out_html: Path,
     """Write the report page `out_html` and its assets folder `<stem>_assets/` next to it (copies
     of the contact sheets, plot PNGs); returns out_html.
 
-    leaderboard: the rows to show, with `run` = the run directory as given (bench.report.
+    leaderboard: the rows to show, with `run` = the run directory as given (bench.report.aggregate.
     merge_runs, re-aggregated from the records); default: each run's stored leaderboard.csv."""
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:

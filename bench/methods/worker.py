@@ -2,9 +2,9 @@
 
 Methods with conflicting software stacks (TRELLIS, Amodal3R, ...: each its own CUDA, spconv,
 xformers) run as *workers*: for every case the harness exports the case with
-bench.casefile.export_case into a temporary directory, runs the method's own command in the
+bench.cases.casefile.export_case into a temporary directory, runs the method's own command in the
 method's own environment, and imports what it wrote to output/<name>/mesh.glb|obj|ply
-(bench.casefile's format; the worker needs only numpy, PIL and json to read the case).
+(bench.cases.casefile's format; the worker needs only numpy, PIL and json to read the case).
 
 A worker spec (YAML; relative `cwd` and `log_dir` are relative to the YAML file):
 
@@ -52,8 +52,8 @@ from pathlib import Path
 
 import yaml
 
-from bench.adapter import Adapter, Generation
-from bench.casefile import (
+from bench.cases.case import AmodalCase
+from bench.cases.casefile import (
     OUTPUT_EXTS,
     ImportedMethod,
     case_dir,
@@ -62,7 +62,7 @@ from bench.casefile import (
     output_path,
     read_manifest,
 )
-from bench.cases import AmodalCase
+from bench.methods.adapter import Adapter, Generation
 
 PLACEHOLDERS = ("case_dir", "output_dir", "method")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
@@ -460,7 +460,7 @@ class PrecomputedAdapter(ImportedMethod):
     """Outputs made elsewhere (e.g. on a cluster from `amodal-bench export-cases`), evaluated here.
 
     cases_root: the exported CASES directory (with manifest.json), its case folders holding
-    output/<method>/mesh.glb|obj|ply. A thin wrapper of bench.casefile.ImportedMethod that checks
+    output/<method>/mesh.glb|obj|ply. A thin wrapper of bench.cases.casefile.ImportedMethod that checks
     up front that the root is an export and that `method` wrote output for at least one case;
     cases without output become failure records with the reason, like any failed generation."""
 

@@ -55,7 +55,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 import urllib.error
@@ -70,6 +69,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from bench.files import atomic_write_bytes
 
 __all__ = [
     "API_KEY_ENV",
@@ -103,7 +104,7 @@ def _sha256(data: bytes) -> str:
 
 
 def _load_prompt() -> str:
-    text = resources.files("bench").joinpath(PROMPT_FILE).read_text(encoding="utf-8")
+    text = resources.files("bench.judge").joinpath(PROMPT_FILE).read_text(encoding="utf-8")
     return text[:-1] if text.endswith("\n") else text
 
 
@@ -389,14 +390,7 @@ class JudgeCache:
     def put(self, key: str, verdict: Verdict) -> None:
         record = {"key": key, "verdict": {**verdict.to_dict(), "cached": False}}
         data = json.dumps(record, indent=1, sort_keys=True).encode("utf-8")
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{key}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, self.path(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(self.path(key), data)
 
 
 # ----------------------------------------------------------------------------- HTTP backend

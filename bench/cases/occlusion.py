@@ -11,7 +11,7 @@ from collections import deque
 
 import numpy as np
 
-from bench.assets import Mesh
+from bench.inputs.assets import Mesh
 
 
 class OcclusionError(ValueError):

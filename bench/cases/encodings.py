@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from bench.masks2d import check_mask
+from bench.cases.masks2d import check_mask
 
 AMODAL3R_BACKGROUND, AMODAL3R_VISIBLE, AMODAL3R_OCCLUDED = 255, 188, 0
 AMODAL3R_BACKGROUND_ABOVE = 230  # mask > 230: background

@@ -1,7 +1,7 @@
 """2D occlusion masks: Amodal3R random occluders (supp. A.3b) and GENA3D occlusion masks (supp. A.2).
 
 All masks are (H, W) bool arrays, row-major, origin top-left; shape parameters are in continuous
-pixel coordinates with pixel centres at integer + 0.5 (as bench.cameras). Every random draw comes
+pixel coordinates with pixel centres at integer + 0.5 (as bench.inputs.cameras). Every random draw comes
 from the caller's `np.random.Generator`, in a fixed order, so a generator state fixes the output.
 """
 

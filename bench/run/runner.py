@@ -25,16 +25,13 @@ import numpy as np
 from tqdm import tqdm
 
 import bench
-from bench.adapter import get_adapter
-from bench.appearance import AppearanceConfig, AppearanceSuite
-from bench.assets import AssetError, Mesh
-from bench.cases import AmodalCase, CaseError, build_case
-from bench.dataset import open_dataset
+from bench.cases.case import AmodalCase, CaseError, build_case
+from bench.inputs.assets import AssetError, Mesh
+from bench.inputs.dataset import open_dataset
+from bench.inputs.protocol import Protocol, load_protocol
+from bench.methods.adapter import get_adapter
 from bench.metrics.image import psnr_masked, ssim_masked
-from bench.pointcloud import sample_point_cloud
-from bench.protocol import Protocol, load_protocol
-from bench.render import render
-from bench.store import (
+from bench.records.store import (
     Record,
     cloud_path,
     features_path,
@@ -47,6 +44,9 @@ from bench.store import (
     write_array,
     write_record,
 )
+from bench.render import render
+from bench.render.pointcloud import sample_point_cloud
+from bench.run.appearance import AppearanceConfig, AppearanceSuite
 
 
 @dataclass
@@ -64,7 +64,7 @@ class RunConfig:
     object_ids: list[str] = field(default_factory=list)
     cases: str | None = None  # exported CASES dir: methods are outputs found there (import)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
-    alignment: str = "none"  # bench.align: "none" | "yaw" | "yaw+icp" (aligned COV/MMD beside)
+    alignment: str = "none"  # bench.metrics.alignment: "none" | "yaw" | "yaw+icp" (aligned COV/MMD beside)
     generation_timeout_s: float | None = None  # per generate() call, in-process adapters
     save_renders: bool = False  # eval-rig renders as PNG per generation (input of the PCS judge)
     require_metrics: bool = False  # a metric network without weights is an error, not a NaN
@@ -151,8 +151,8 @@ def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Prot
 def _image_features(suite: AppearanceSuite, rig_render, gt_feats: dict, out: Path, paths) -> tuple:
     """Rig features of one generation written next to its record; the CLIP score against the GT.
     Returns (metrics, {extractor: relative path})."""
-    from bench.appearance import CLIP_EXTRACTOR
     from bench.metrics.features import save_features
+    from bench.run.appearance import CLIP_EXTRACTOR
 
     metrics, files = {}, {}
     for name, ext in suite.extractors.items():
@@ -171,7 +171,7 @@ def _save_renders(directory: Path, rgb: np.ndarray) -> None:
 
     from PIL import Image
 
-    from bench.store import atomic_write_bytes
+    from bench.files import atomic_write_bytes
 
     for k, img in enumerate(rgb):
         buf = io.BytesIO()
@@ -188,7 +188,7 @@ def _scalars(meta: dict) -> dict:
 def _time_limit(seconds: float | None):
     """Raise TimeoutError in the main thread after `seconds` (SIGALRM). Code that holds the GIL
     in C (a long numpy / torch call) is interrupted when it returns; a worker adapter
-    (bench.worker) kills a hung process instead."""
+    (bench.methods.worker) kills a hung process instead."""
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -207,7 +207,7 @@ def _time_limit(seconds: float | None):
 
 def _adapter(config: RunConfig, method: str):
     if config.cases:  # outputs computed elsewhere, read from the exported case folders
-        from bench.casefile import ImportedMethod
+        from bench.cases.casefile import ImportedMethod
 
         return ImportedMethod(Path(config.cases), method)
     return get_adapter(method)
@@ -219,7 +219,7 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
     ds = open_dataset(config.dataset, config.data)
     out = Path(config.out)
     prov = provenance()
-    from bench.worker import method_name
+    from bench.methods.worker import method_name
 
     label = {m: method_name(m) for m in config.methods}  # the name records are kept under
     todo = [(m, st) for st in protocol.settings for m in config.methods
@@ -300,7 +300,7 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
             if cloud is not None:
                 write_array(cpath, cloud)
                 if config.alignment != "none":
-                    from bench.align import align, apply
+                    from bench.metrics.alignment import align, apply
 
                     a = align(cloud, gt, config.alignment)
                     apath = cpath.with_name(cpath.stem + ".aligned.npy")
@@ -328,7 +328,7 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
             if index < config.sheets:
                 sheet_renders[(label[method], st.label)] = (case, rig_render)
     if sheet_renders:
-        from bench.viz import write_contact_sheet
+        from bench.run.sheets import write_contact_sheet
 
         rig = protocol.eval_rig()
         gt_rig = render(asset.mesh, rig.cameras, protocol.background, config.rasterizer)
@@ -339,18 +339,18 @@ def evaluate_object(config: RunConfig, object_id: str, index: int) -> int:
 
 def run(config: RunConfig, progress: bool = True) -> Path:
     """Evaluate, write records and the leaderboard; returns the leaderboard path."""
-    from bench.report import write_leaderboard
+    from bench.report.aggregate import write_leaderboard
 
     protocol = load_protocol(config.protocol)
     ds = open_dataset(config.dataset, config.data)
     if not config.cases:
-        from bench.adapter import check_method
+        from bench.methods.adapter import check_method
 
         names = [check_method(m) for m in config.methods]  # fail fast on an unknown method
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"several methods are recorded as {', '.join(dup)}; rename one")
-    from bench.align import ALIGNMENTS
+    from bench.metrics.alignment import ALIGNMENTS
 
     if config.alignment not in ALIGNMENTS:
         raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, got {config.alignment!r}")

@@ -15,8 +15,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.assets import Mesh
-from bench.cases import AmodalCase
+from bench.cases.case import AmodalCase
+from bench.inputs.assets import Mesh
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Generation:
 
     mesh: the generated surface; None means the method produced nothing (a failure).
     meta: anything the method wants recorded (sampler settings, seeds, weights hash).
-    gaussians: a 3D Gaussian splat output (bench.gaussians.Gaussians), kept as Gaussians for
+    gaussians: a 3D Gaussian splat output (bench.inputs.gaussians.Gaussians), kept as Gaussians for
         rendering later; the mesh metrics use `mesh`.
     parts: completed part meshes of a part-completion method (HoloPart), in the object frame.
     """
@@ -80,8 +80,8 @@ def adapter_class(name: str) -> type[Adapter]:
 
 def get_adapter(name: str) -> Adapter:
     """Instantiate a method: a registered name, or a `worker:<spec.yaml>` /
-    `precomputed:<cases_dir>:<method>` string (bench.worker)."""
-    from bench.worker import adapter_from_string
+    `precomputed:<cases_dir>:<method>` string (bench.methods.worker)."""
+    from bench.methods.worker import adapter_from_string
 
     adapter = adapter_from_string(name)
     return adapter if adapter is not None else adapter_class(name)()
@@ -89,7 +89,7 @@ def get_adapter(name: str) -> Adapter:
 
 def check_method(name: str) -> str:
     """Fail fast (ValueError) on an unknown or invalid method; returns its record name."""
-    from bench.worker import is_method_string, method_name
+    from bench.methods.worker import is_method_string, method_name
 
     if is_method_string(name):
         return method_name(name)  # builds the adapter: reads the spec, checks the CASES root

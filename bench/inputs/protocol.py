@@ -12,10 +12,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 
-from bench.cameras import Rig
-from bench.render.shading import BACKGROUNDS
+from bench.files import setting_label
+from bench.inputs.cameras import Rig
 
 PROTOCOL_DIR = Path(__file__).parent / "protocols"
 _REQUIRED = ("name", "dataset", "background", "eval_rig", "input", "occlusion", "pointcloud")
@@ -34,9 +35,14 @@ class Setting:
         return setting_label(self.views, self.degree)
 
 
-def setting_label(views: int, degree: float | None = None) -> str:
-    """Folder name of a setting: views-<n>, or views-<n>-occ<percent> in a sweep."""
-    return f"views-{views}" if degree is None else f"views-{views}-occ{round(degree * 100)}"
+BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}  # a protocol's named colours
+
+
+def background_rgb(name: str) -> np.ndarray:
+    """sRGB [0, 1] float32 of a named background (or occluder) colour."""
+    if name not in BACKGROUNDS:
+        raise ValueError(f"unknown background {name!r}; valid: {', '.join(BACKGROUNDS)}")
+    return np.asarray(BACKGROUNDS[name], dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from bench.assets import Asset, load_asset
+from bench.inputs.assets import Asset, load_asset
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_DIR = REPO_ROOT / "datasets"
 
 

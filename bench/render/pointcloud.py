@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from bench.cameras import Camera
+from bench.inputs.cameras import Camera
 
 
 def unproject_depths(depth: np.ndarray, cameras: Sequence[Camera]) -> np.ndarray:

@@ -6,11 +6,11 @@ GT clouds of every object whose asset loaded; `n_geometry` says how many generat
 used. mmd_cd is reported x1000, cov_cd x100 (%), as the papers print. P-FID/P-KID need Point-E's
 `pointnet.pt`; without it they are NaN and the `notes` column says why.
 
-Image metrics (bench.appearance): fid_<extractor> / kid_<extractor> are set level, between the
+Image metrics (bench.run.appearance): fid_<extractor> / kid_<extractor> are set level, between the
 generated and GT eval-rig renders of the group (every view of every object; `n_images` generated
 images); KID is printed x100 (%) and clip_score is in percent, as GENA3D prints them; pkid_pointnet
 stays unscaled. mmd_cd_aligned / cov_cd_aligned: the same set metrics after the run's optional
-frame alignment to the GT (bench.align; column `alignment`), NaN when the run did not align.
+frame alignment to the GT (bench.metrics.alignment; column `alignment`), NaN when the run did not align.
 A metric whose network had no weights is NaN with the reason in `notes`; a metric
 computed with a substitute network (fid_mobilenet, kid_mobilenet, lpips_masked_mobilenet) is
 named so and `notes` says it is not comparable with published numbers.
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics.geometry import coverage_mmd
-from bench.store import gt_cloud_path, load_records
+from bench.records.store import gt_cloud_path, load_records
 
 FID_EXTRACTORS = ("inception", "mobilenet")  # extractors with leaderboard columns
 PER_RECORD_IMAGE_METRICS = ["clip_score", "lpips_masked", "lpips_masked_vgg", "lpips_masked_mobilenet"]
@@ -71,7 +71,7 @@ def _image_distribution(out: Path, protocol: str, ok: list, ref_ids: list) -> tu
     """fid_/kid_ per extractor stored in the records; returns (columns, notes, n generated images)."""
     from bench.metrics.distribution import frechet_distance, kernel_inception_distance
     from bench.metrics.features import load_features, metric_key
-    from bench.store import gt_features_path
+    from bench.records.store import gt_features_path
 
     cols, notes, n_images = {}, [], 0
     names = sorted({n for r in ok for n in r.meta.get("fid_extractors", [])})
@@ -104,7 +104,7 @@ def _pcs(out: Path, ok: list) -> tuple[dict, list]:
     """PCS over the group's generations that have a judge verdict (amodal-bench pcs)."""
     import json
 
-    from bench.store import pcs_path
+    from bench.records.store import pcs_path
 
     verdicts = []
     for r in ok:
@@ -126,7 +126,7 @@ def _pcs(out: Path, ok: list) -> tuple[dict, list]:
 
 def _metric_notes(recs: list, row: dict) -> list[str]:
     """Why image metrics are missing (from the records) and which shown ones are non-standard."""
-    from bench.appearance import grouped_notes, missing_notes, non_standard_metrics
+    from bench.run.appearance import grouped_notes, missing_notes, non_standard_metrics
 
     missing = {m: why for r in recs for m, why in r.meta.get("missing_metrics", {}).items()}
     shown = {m: why for m, why in non_standard_metrics().items()

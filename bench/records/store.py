@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -28,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import bench
-from bench.protocol import setting_label
+from bench.files import atomic_write_bytes, setting_label
 
 
 @dataclass
@@ -93,19 +91,6 @@ def pcs_path(out: Path, protocol: str, method: str, views: int, object_id: str,
 
 def gt_features_path(out: Path, protocol: str, object_id: str, extractor: str) -> Path:
     return Path(out) / "features" / protocol / "gt" / f"{object_id}.{extractor}.npz"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file and os.replace (never a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_record(path: Path, record: Record) -> None:

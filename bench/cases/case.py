@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.assets import Asset
-from bench.cameras import Camera, camera_from_yaw_pitch
-from bench.occlusion import OcclusionError, grow_occlusion, view_masks
-from bench.protocol import Protocol
+from bench.cases.occlusion import OcclusionError, grow_occlusion, view_masks
+from bench.inputs.assets import Asset
+from bench.inputs.cameras import Camera, camera_from_yaw_pitch
+from bench.inputs.protocol import Protocol
 from bench.render import render
 from bench.render.shading import background_rgb
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-PUBLISHED_DIR = Path(__file__).resolve().parent.parent / "reports" / "published"
+PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "reports" / "published"
 
 COLUMNS = ["source", "paper", "dataset", "method", "views", "occlusion_degree", "setting", "metric",
            "metric_harness", "value", "unit_note", "direction", "note"]

@@ -6,7 +6,7 @@ A GPU cluster needs only numpy, PIL and json to read a case, never this harness.
                                           dataset, cases [{object_id, n_views, degree, path}],
                                           conventions
     CASES/<protocol>/<setting>/<object_id>/     <setting> = views-<n>, or views-<n>-occ<percent>
-                                                in an occlusion sweep (bench.protocol.setting_label)
+                                                in an occlusion sweep (bench.inputs.protocol.setting_label)
         case.json                         format, format_version, object_id, protocol,
                                           protocol_hash, n_views, degree (null unless a sweep),
                                           seed, background, occlusion_ratio, meta, views [...],
@@ -26,7 +26,7 @@ height}, yaw_deg/pitch_deg (TRELLIS: camera at r (sin yaw cos pitch, cos yaw cos
 sin pitch) looking at the origin, +Z up) and visible_fraction.
 World frame: the TRELLIS object frame, Z-up, object in [-0.5, 0.5]^3. Outputs must be in that
 frame (no rescaling is applied). `up_axis` defaults to "y" for .glb (glTF, as TRELLIS `to_glb`)
-and "z" for .obj/.ply; a Y-up output is rotated back with bench.assets.y_up_to_z_up.
+and "z" for .obj/.ply; a Y-up output is rotated back with bench.inputs.assets.y_up_to_z_up.
 The GT mesh path (AmodalCase.source) is never exported; read_case returns source="".
 Files are written atomically; case.json last, so a case directory with case.json is complete.
 """
@@ -42,12 +42,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.adapter import Adapter, Generation
-from bench.assets import load_mesh, y_up_to_z_up
-from bench.cameras import Camera
-from bench.cases import AmodalCase, InputView
-from bench.protocol import Protocol, setting_label
-from bench.store import atomic_write_bytes
+from bench.cases.case import AmodalCase, InputView
+from bench.files import atomic_write_bytes, setting_label
+from bench.inputs.assets import load_mesh, y_up_to_z_up
+from bench.inputs.cameras import Camera
+from bench.inputs.protocol import Protocol
+from bench.methods.adapter import Adapter, Generation
 
 FORMAT_VERSION = 1
 CONVENTION = "opencv_world_to_camera"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.assets import Z_UP_TO_Y_UP
+from bench.inputs.assets import Z_UP_TO_Y_UP
 
 # column-vector rotations p_zup = M @ p_file
 Y_UP_TO_Z_UP = Z_UP_TO_Y_UP.copy()  # glTF / to_glb: y_up_to_z_up(v) = v @ T.T = (T @ v.T).T

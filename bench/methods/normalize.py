@@ -1,12 +1,12 @@
 """Bring a method's output mesh into the harness's object frame (PROTOCOLS.md section 1).
 
 The object frame is the TRELLIS frame: Z-up, bbox centred at the origin, longest side 1
-(bench.assets.normalize_mesh, the convention the ground truth is loaded with). Outputs arrive as
+(bench.inputs.assets.normalize_mesh, the convention the ground truth is loaded with). Outputs arrive as
 trimesh objects or GLB / OBJ / PLY files in their own axes:
 
 - glTF (GLB) is Y-up by specification, and TRELLIS `to_glb` rotates its Z-up mesh to Y-up with
   v @ [[1,0,0],[0,0,-1],[0,1,0]] (postprocessing_utils.py); `up_axis="y"` undoes exactly that
-  rotation (bench.assets.y_up_to_z_up). OBJ / PLY outputs are usually Z-up: `up_axis="z"`.
+  rotation (bench.inputs.assets.y_up_to_z_up). OBJ / PLY outputs are usually Z-up: `up_axis="z"`.
 - `rescale=True` then centres the bbox and scales the longest side to 1, as the ground truth;
   use it for methods whose output scale is arbitrary (e.g. metric depth); TRELLIS-family outputs
   already lie in [-0.5, 0.5]^3 and are kept as they are (`rescale=False`).
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from bench.assets import Mesh, mesh_from_trimesh, normalize_mesh, y_up_to_z_up
+from bench.inputs.assets import Mesh, mesh_from_trimesh, normalize_mesh, y_up_to_z_up
 
 UP_AXES = ("y", "z")
 MESH_EXTS = ("glb", "gltf", "obj", "ply")

@@ -52,8 +52,8 @@ def write_case_sheet(path: Path, mesh, protocol, cases: list, max_rejected: int 
     occlusion mask, overlay) and up to `max_rejected` rejected candidate views (overlay), each
     labelled with its yaw and visible fraction. mesh: the GT Mesh the cases were built from;
     protocol: their Protocol (for the input camera intrinsics)."""
-    from bench.cameras import camera_from_yaw_pitch
-    from bench.occlusion import view_masks
+    from bench.cases.occlusion import view_masks
+    from bench.inputs.cameras import camera_from_yaw_pitch
     from bench.render import render
 
     rows: list[tuple[str, list[np.ndarray]]] = []

@@ -148,7 +148,7 @@ class _Offscreen:
 def test_generation_that_renders_nothing_fails_geometry_only(small_data, tmp_path, monkeypatch):
     import pandas as pd
 
-    from bench import adapter
+    import bench.methods.adapter as adapter
 
     monkeypatch.setitem(adapter.REGISTRY, "offscreen", "tests.test_run:_Offscreen")
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
@@ -195,7 +195,7 @@ class _Turned:
 
 
 def test_hanging_method_times_out_into_a_failure_record(small_data, tmp_path, monkeypatch):
-    from bench import adapter
+    import bench.methods.adapter as adapter
 
     monkeypatch.setitem(adapter.REGISTRY, "hangs", "tests.test_run:_Hangs")
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
@@ -211,7 +211,7 @@ def test_hanging_method_times_out_into_a_failure_record(small_data, tmp_path, mo
 def test_alignment_reported_beside_unaligned(small_data, tmp_path, monkeypatch):
     import pandas as pd
 
-    from bench import adapter
+    import bench.methods.adapter as adapter
 
     monkeypatch.setitem(adapter.REGISTRY, "turned", "tests.test_run:_Turned")
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))

@@ -35,3 +35,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def setting_label(views: int, degree: float | None = None) -> str:
     """Folder name of a setting: views-<n>, or views-<n>-occ<percent> in a sweep."""
     return f"views-{views}" if degree is None else f"views-{views}-occ{round(degree * 100)}"
+
+
+def shipped_dir(package: str, clone_dir: Path) -> Path:
+    """A data folder that ships in the wheel as `package` (pyproject's package-dir maps the
+    repository's datasets/ and reports/ there) and lives at `clone_dir` in a clone. An installed
+    wheel reads the package; an editable install or a plain clone, where that package is not
+    importable, reads the clone (the source of truth)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)  # a data-only (namespace) package in the wheel
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return clone_dir
+    return Path(list(spec.submodule_search_locations)[0])

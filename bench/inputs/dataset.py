@@ -14,10 +14,11 @@ from pathlib import Path
 
 import yaml
 
+from bench.files import shipped_dir
 from bench.inputs.assets import Asset, load_asset
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MANIFEST_DIR = REPO_ROOT / "datasets"
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the clone (meaningless in an installed wheel)
+MANIFEST_DIR = shipped_dir("bench.inputs.manifests", REPO_ROOT / "datasets")
 
 
 class DataMissing(FileNotFoundError):
@@ -60,8 +61,8 @@ def default_root(name: str) -> Path:
 
 def _manifest(name: str) -> dict:
     if not MANIFEST_DIR.is_dir():
-        raise FileNotFoundError(f"dataset manifests not found at {MANIFEST_DIR}: install the harness "
-                                "from its clone in editable mode (pip install -e .)")
+        raise FileNotFoundError(f"dataset manifests not found at {MANIFEST_DIR}: a broken install "
+                                "(the wheel ships them as bench.inputs.manifests)")
     path = MANIFEST_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}")

@@ -20,7 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "reports" / "published"
+from bench.files import shipped_dir
+
+REFERENCE_DIR = shipped_dir("bench.report.reference", Path(__file__).resolve().parents[2] / "reports")
+PUBLISHED_DIR = REFERENCE_DIR / "published"
 
 COLUMNS = ["source", "paper", "dataset", "method", "views", "occlusion_degree", "setting", "metric",
            "metric_harness", "value", "unit_note", "direction", "note"]

@@ -17,9 +17,9 @@ import yaml
 
 from bench.files import setting_label
 from bench.inputs.cameras import Rig
+from bench.inputs.protocol_schema import ProtocolError, validate
 
 PROTOCOL_DIR = Path(__file__).parent / "protocols"
-_REQUIRED = ("name", "dataset", "background", "eval_rig", "input", "occlusion", "pointcloud")
 
 
 @dataclass(frozen=True)
@@ -93,15 +93,17 @@ def load_protocol(name_or_path: str) -> Protocol:
         if not path.is_file():
             raise ValueError(f"unknown protocol {name_or_path!r}; valid: "
                              f"{', '.join(list_protocols())}")
-    spec = yaml.safe_load(path.read_text())
-    missing = [k for k in _REQUIRED if k not in spec]
-    if missing:
-        raise ValueError(f"protocol {path} lacks {', '.join(missing)}")
-    occ = spec["occlusion"]
-    if ("ratio" in occ) == ("degrees" in occ):
-        raise ValueError(f"protocol {path}: occlusion needs exactly one of 'ratio' (a sampled "
-                         "range) or 'degrees' (a sweep)")
-    if spec["background"] not in BACKGROUNDS:
-        raise ValueError(f"protocol {path}: background must be one of {', '.join(BACKGROUNDS)}")
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ProtocolError(f"protocol {path}: not valid YAML:{where} {problem}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ProtocolError(f"protocol {path}: cannot be read: {e}") from None
+    if spec is None:
+        raise ProtocolError(f"protocol {path}: the file is empty")
+    validate(spec, path, BACKGROUNDS)
     canonical = json.dumps(spec, sort_keys=True).encode()
     return Protocol(spec["name"], spec, hashlib.sha256(canonical).hexdigest()[:16])

@@ -7,7 +7,9 @@ The TRELLIS object frame (dataset_toolkits/blender_script/render.py `normalize_s
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -96,18 +98,102 @@ class _TextureResolver(trimesh.resolvers.FilePathResolver):
     Misses are remembered so a missing texture becomes an AssetError, not a silent grey mesh.
     """
 
+    IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tga", ".tif", ".tiff", ".webp")
+
     def __init__(self, mesh_path: Path):
         super().__init__(str(mesh_path))
         self.dirs = [mesh_path.parent, mesh_path.parent.parent / "materials" / "textures"]
         self.missing: list[str] = []
+        self.unreadable: list[str] = []  # "name (why)": trimesh would drop them silently
 
     def get(self, name: str) -> bytes:
         for d in self.dirs:
             p = d / name
             if p.is_file():
-                return p.read_bytes()
+                data = p.read_bytes()
+                if p.suffix.lower() in self.IMAGE_SUFFIXES:
+                    self._check_image(p, data)
+                return data
         self.missing.append(name)
         raise FileNotFoundError(name)
+
+    def _check_image(self, path: Path, data: bytes) -> None:
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()  # decodes every pixel: a valid header over garbage fails here
+        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... on bad files
+            self.unreadable.append(f"{path} ({type(e).__name__}: {e})")
+
+
+_NUM = rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_GOOD_V = re.compile(rb"^v[ \t]+" + _NUM + rb"[ \t]+" + _NUM + rb"[ \t]+" + _NUM + rb"\b", re.M)
+_I = rb"-?\d+"
+_GOOD_F = re.compile(rb"^f[ \t]+(?:" + b"|".join(
+    rb"(?:" + corner + rb")(?:[ \t]+(?:" + corner + rb")){2,}"
+    for corner in (_I, _I + b"/" + _I, _I + b"//" + _I, _I + b"/" + _I + b"/" + _I)) + rb")[ \t\r]*$", re.M)
+_V_LINE = re.compile(rb"^v[ \t]", re.M)
+_F_LINE = re.compile(rb"^f[ \t]", re.M)
+_F_INDEX = re.compile(rb"(?:^f[ \t]+|[ \t]+)(-?\d+)", re.M)
+
+
+def _obj_well_formed(data: bytes) -> bool:
+    """The fast path of check_obj (regexes in C): every v line has 3 numbers, every f line 3+
+    corners of one format, every index is in range (all vertices counted; GSO's files list every
+    vertex before the faces). False means: look line by line for the error."""
+    n_v, n_f = len(_V_LINE.findall(data)), len(_F_LINE.findall(data))
+    if len(_GOOD_V.findall(data)) != n_v or len(_GOOD_F.findall(data)) != n_f:
+        return False
+    face_lines = b"\n".join(m.group(0) for m in re.finditer(rb"^f[ \t][^\n]*", data, re.M))
+    index = np.array(_F_INDEX.findall(face_lines), dtype=np.int64) if n_f else np.zeros(0, np.int64)
+    last_v = data.rfind(b"\nv ")
+    first_f = data.find(b"\nf ")
+    ordered = last_v < first_f or n_f == 0  # no vertex after the first face: "preceding" = all
+    return ordered and (len(index) == 0 or (index.max() <= n_v and -index.min() <= n_v
+                                             and not (index == 0).any()))
+
+
+def check_obj(path: Path) -> None:
+    """Raise AssetError when an OBJ file is visibly damaged, before trimesh reads it (trimesh
+    loads what it can: an OBJ cut inside its face block would be scored with the faces it kept).
+
+    Damaged: a vertex line with fewer than 3 numbers, a face with fewer than 3 corners, corners
+    of one face in different formats (`1/1 2/2 3`: a line cut short), an unparsable index, or a
+    face that references a vertex the file does not have. A cut that happens to leave a
+    well-formed last line cannot be seen here (GSO's files end without a newline): the
+    manifest's sha256 catches it.
+    """
+    data = path.read_bytes()
+    if _obj_well_formed(data):
+        return
+    lines = data.split(b"\n")
+    n_vertices = 0
+    for number, line in enumerate(lines, 1):
+        if line.startswith(b"v "):
+            parts = line.split()
+            try:
+                [float(x) for x in parts[1:4]]
+            except ValueError:
+                parts = []
+            if len(parts) < 4:
+                raise AssetError(f"{path}: line {number}: a vertex needs 3 numbers, got "
+                                 f"{line[:60].decode(errors='replace')!r}")
+            n_vertices += 1
+        elif line.startswith(b"f "):
+            corners = line.split()[1:]
+            if len(corners) < 3 or len({c.count(b"/") for c in corners}) != 1:
+                raise AssetError(f"{path}: line {number}: a face needs 3 corners of one format, got "
+                                 f"{line[:60].decode(errors='replace')!r} (truncated OBJ?)")
+            for corner in corners:
+                try:
+                    index = int(corner.split(b"/", 1)[0])
+                except ValueError:
+                    raise AssetError(f"{path}: line {number}: bad face index {corner[:20]!r}") from None
+                # positive indices count from the first vertex, negative ones back from the last so far
+                if index == 0 or index > n_vertices or -index > n_vertices:
+                    raise AssetError(f"{path}: line {number}: a face references vertex {index} "
+                                     f"but only {n_vertices} vertices precede it")
 
 
 def _texture_array(material) -> np.ndarray | None:
@@ -144,23 +230,30 @@ def mesh_from_trimesh(tm: trimesh.Trimesh) -> Mesh:
 def load_mesh(path: str | os.PathLike) -> Mesh:
     """Load OBJ(+MTL+texture), GLB/GLTF or PLY with trimesh, in the file's own axes.
 
-    Raises AssetError when the file cannot be read, has no faces, or names a missing texture.
+    Raises AssetError when the file cannot be read, is a damaged OBJ (check_obj), has no faces,
+    or names a texture that is missing or cannot be decoded.
     """
     path = Path(path)
     if not path.is_file():
         raise AssetError(f"mesh file not found: {path}")
     resolver = _TextureResolver(path)
+    if path.suffix.lower() == ".obj":
+        check_obj(path)
     try:
         with open(path, "rb") as f:
             tm = trimesh.load(f, file_type=path.suffix.lstrip(".").lower(), resolver=resolver,
                               process=False, force="mesh")
     except Exception as e:  # trimesh raises many types on corrupt files
+        if resolver.unreadable:
+            raise AssetError(f"texture unreadable: {'; '.join(resolver.unreadable)}") from e
         raise AssetError(f"cannot load {path.name}: {type(e).__name__}: {e}") from e
     if not isinstance(tm, trimesh.Trimesh) or len(tm.faces) == 0:
         raise AssetError(f"mesh has no faces: {path}")
     if resolver.missing:
         raise AssetError(f"texture missing: {', '.join(resolver.missing)} not found in "
                          + " or ".join(str(d) for d in resolver.dirs))
+    if resolver.unreadable:
+        raise AssetError(f"texture unreadable: {'; '.join(resolver.unreadable)}")
     mesh = mesh_from_trimesh(tm)
     mesh.validate()
     return mesh

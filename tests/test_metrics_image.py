@@ -118,9 +118,25 @@ def test_ssim_masked_is_mean_of_map_over_mask(kind):
     shape = (48, 40, 3)
     a, b = (_random_pair if kind == "random" else _smooth_pair)(shape, 10)
     mask = _mask(shape, 10)
-    # reference: mean of the skimage full map over masked pixels and channels; tolerance 1e-6
-    ref = _skimage_ssim_map(a, b)[mask].mean()
+    # reference: mean over masked pixels and channels of skimage's full map of (a filled with b
+    # outside the mask, b) (the documented masked-SSIM definition); tolerance 1e-6
+    filled = np.where(mask[..., None], a, b)
+    ref = _skimage_ssim_map(filled, b)[mask].mean()
     assert ssim_masked(a, b, mask) == pytest.approx(ref, abs=1e-6)
+
+
+def test_ssim_masked_cannot_see_pixels_outside_the_mask():
+    """Trust issue, item 1: identical inside the mask, white outside: PSNR inf and SSIM exactly 1
+    (analytic); any content outside the mask leaves SSIM unchanged bit for bit."""
+    shape = (48, 40, 3)
+    a, _ = _smooth_pair(shape, 3)
+    mask = _mask(shape, 3)
+    white_outside = np.where(mask[..., None], a, 1.0)
+    assert psnr_masked(white_outside, a, mask) == float("inf")
+    assert ssim_masked(white_outside, a, mask) == 1.0
+    _, b = _random_pair(shape, 4)
+    noise_outside = np.where(mask[..., None], b, np.random.default_rng(5).random(shape))
+    assert ssim_masked(noise_outside, a, mask) == ssim_masked(np.where(mask[..., None], b, 0.0), a, mask)
 
 
 def test_ssim_masked_empty_mask_is_nan():

@@ -3,7 +3,13 @@
 Images are float in [0, 1], (H, W, C); masks are (H, W) bool. SSIM is the Gaussian-window SSIM of
 Wang et al. 2004 (sigma 1.5, window radius 5 as scipy's truncate 3.5, K1 0.01, K2 0.03,
 population covariances), the same as skimage's `structural_similarity(gaussian_weights=True,
-sigma=1.5, use_sample_covariance=False)`; its map is averaged over the mask and channels.
+sigma=1.5, use_sample_covariance=False)`.
+
+Masked SSIM (our definition; GENA3D does not say how it masks): the prediction is first filled
+with the target outside the mask, then the SSIM map is averaged over the mask and channels. The
+window (radius 5 px) then reads, outside the mask, the same pixels in both images, so pixels
+outside the mask cannot change the score: a prediction identical to the target inside the mask
+scores exactly 1 whatever it holds elsewhere (unfilled, a white outside scored 0.889).
 """
 
 from __future__ import annotations
@@ -50,8 +56,10 @@ def ssim_map(pred: np.ndarray, target: np.ndarray, data_range: float = 1.0,
 
 def ssim_masked(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
                 data_range: float = 1.0) -> float:
-    """Mean of the SSIM map over the masked pixels and all channels; nan if the mask is empty."""
+    """Mean over the masked pixels and all channels of the SSIM map of (pred filled with target
+    outside the mask, target); nan if the mask is empty. See the module docstring."""
     _check(pred, target, mask)
     if not mask.any():
         return float("nan")
-    return float(ssim_map(pred, target, data_range)[mask].mean())
+    filled = np.where(mask[..., None], pred, target)
+    return float(ssim_map(filled, target, data_range)[mask].mean())

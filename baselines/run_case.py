@@ -65,7 +65,7 @@ def _expand(paths: list[str]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.methods.adapter import get_adapter, list_methods
+    from bench.methods.registry import get_adapter, list_methods
 
     parser = argparse.ArgumentParser(prog="python -m baselines.run_case",
                                      description=__doc__.splitlines()[0])

@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 from pathlib import Path
 
 from bench.inputs.dataset import DataMissing, list_datasets
 from bench.inputs.protocol import list_protocols, load_protocol
-from bench.methods.adapter import adapter_class, list_methods
+from bench.methods.registry import adapter_class, list_methods
 from bench.render import RASTERIZERS
 
 DEMO_PROTOCOL = "amodal3r-gso"
@@ -33,8 +34,29 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (`--limit 0` would otherwise mean "all", `-1` "all but one")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
 def _methods(value: str) -> list[str]:
-    from bench.methods.worker import adapter_from_string, is_method_string
+    from bench.methods.registry import adapter_from_string, is_method_string
 
     names = [m.strip() for m in value.split(",") if m.strip()]
     bad = [m for m in names if m not in list_methods() and not is_method_string(m)]
@@ -76,14 +98,15 @@ def _protocol(value: str) -> str:
 def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
     p.add_argument("--data", help="dataset root (default: $AMODAL_BENCH_GSO or ../shared/data/gso)")
     p.add_argument("--dataset", default="gso", choices=list_datasets())
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N objects")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N objects")
     p.add_argument("--objects", type=lambda s: [o for o in s.split(",") if o], default=[],
                    help="comma-separated object ids (default: every object of the manifest)")
     p.add_argument("--out", default="runs/demo" if demo else None, required=not demo)
-    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--jobs", type=positive_int, default=2, help="worker processes (default 2)")
     p.add_argument("--rasterizer", default="auto", choices=RASTERIZERS)
     p.add_argument("--cache", default=None, help="GT cache dir (default ~/.cache/amodal-bench)")
-    p.add_argument("--sheets", type=int, default=3, help="contact sheets for the first N objects")
+    p.add_argument("--sheets", type=non_negative_int, default=3,
+                   help="contact sheets for the first N objects")
     p.add_argument("--fid-extractors", type=_names, default=["inception", "mobilenet"],
                    help="feature extractors for FID/KID (default inception,mobilenet; "
                         "mobilenet is a non-standard substitute, named so in the report)")
@@ -115,7 +138,7 @@ def _add_case_args(p: argparse.ArgumentParser) -> None:
                    help=f"a name ({', '.join(list_protocols())}) or a protocol YAML path")
     p.add_argument("--data", help="dataset root (default: $AMODAL_BENCH_GSO or ../shared/data/gso)")
     p.add_argument("--dataset", default="gso", choices=list_datasets())
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--limit", type=positive_int, default=None)
     p.add_argument("--objects", type=lambda s: [o for o in s.split(",") if o], default=[])
 
 
@@ -226,15 +249,15 @@ def _cmd_report(args) -> int:
 def _cmd_drift(args) -> int:
     import pandas as pd
 
-    from bench.inputs.dataset import REPO_ROOT
-    from bench.report.aggregate import write_leaderboard
+    from bench.report.aggregate import read_leaderboard
     from bench.report.drift import compare, failed, format_drift, load_tolerances
+    from bench.report.published import REFERENCE_DIR
 
     run = Path(args.run)
     try:
-        current = pd.read_csv(run if run.suffix == ".csv" else write_leaderboard(run))
+        current = pd.read_csv(run) if run.suffix == ".csv" else read_leaderboard(run)
         baseline = pd.read_csv(args.baseline)
-        tolerances = load_tolerances(args.tolerances or REPO_ROOT / "reports" / "drift_tolerances.yaml")
+        tolerances = load_tolerances(args.tolerances or REFERENCE_DIR / "drift_tolerances.yaml")
         drifts = compare(baseline, current, tolerances)
     except (ValueError, FileNotFoundError) as e:
         sys.stderr.write(f"amodal-bench: error: {e}\n")
@@ -256,7 +279,10 @@ def _cmd_pcs(args) -> int:
     from PIL import Image
 
     from bench.files import atomic_write_bytes
-    from bench.judge.pcs import JudgeCache, JudgeSettings, OpenAIJudge, TransformersJudge, score_many
+    from bench.judge.cache import JudgeCache
+    from bench.judge.core import JudgeSettings, score_many
+    from bench.judge.http_backend import OpenAIJudge
+    from bench.judge.transformers_backend import TransformersJudge
     from bench.records.store import load_records, pcs_path, renders_dir
     from bench.report.aggregate import format_table, write_leaderboard
 
@@ -399,8 +425,25 @@ def _cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) 
     return 0
 
 
+WRITE_ERRORS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from bench.methods.supervise import exit_on_sigterm
+
     args = build_parser().parse_args(argv)
+    exit_on_sigterm()  # a SIGTERM runs the cleanup (worker process groups, temp folders) first
+    try:
+        return _dispatch(args)
+    except OSError as e:  # an unwritable output (read-only filesystem, permissions, full disk)
+        if e.errno not in WRITE_ERRORS:
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        sys.stderr.write(f"amodal-bench: error: cannot write{where}: {e.strerror}\n")
+        return 2
+
+
+def _dispatch(args) -> int:
     if args.command == "run":
         return _cmd_run(args, args.protocol, args.methods)
     if args.command == "demo":

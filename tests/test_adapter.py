@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.methods.adapter import REGISTRY, Adapter, adapter_class, get_adapter, list_methods
+from bench.methods.adapter import Adapter
+from bench.methods.registry import REGISTRY, adapter_class, get_adapter, list_methods
 
 
 def test_registry_lists_baselines():

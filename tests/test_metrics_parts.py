@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import trimesh
 
-from bench.inputs.assets import AssetError, Mesh
-from bench.metrics.geometry import chamfer_l2
+from bench.inputs.assets import Mesh
+from bench.metrics.geometry import chamfer_l1, chamfer_l2
 from bench.metrics.parts import (
+    MeshError,
     PartMetricsConfig,
     aggregate_part_metrics,
     chamfer,
-    chamfer_l1,
     f_score,
     part_metrics,
     sample_surface,
@@ -408,7 +408,7 @@ def test_part_metrics_failures_never_raise(pred, reason):
 
 
 def test_part_metrics_bad_gt_raises():
-    with pytest.raises(AssetError):
+    with pytest.raises(MeshError):
         part_metrics(_mesh(_sphere(0.2, 2)), Mesh(_V, np.zeros((0, 3))), FAST)
 
 

@@ -1,4 +1,4 @@
-"""bench.judge.pcs: strict answer parsing, the OpenAI-compatible HTTP judge against a real loopback
+"""bench.judge (PCS): strict answer parsing, the OpenAI-compatible HTTP judge against a real loopback
 server, the verdict cache, and the transformers judge on a tiny randomly initialized Qwen3-VL."""
 
 from __future__ import annotations
@@ -19,23 +19,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.judge import pcs
-from bench.judge.pcs import (
-    PROMPT_SHA256,
-    QWEN3_VL_REPO,
-    SYSTEM_PROMPT,
-    JudgeCache,
-    JudgeError,
-    JudgeModelMissing,
-    JudgeSettings,
-    OpenAIJudge,
-    TransformersJudge,
-    UnparseableAnswer,
-    Verdict,
-    parse_score,
-    pcs_summary,
-    score_many,
-)
+from bench.judge import http_backend, image, prompt
+from bench.judge.cache import JudgeCache
+from bench.judge.core import JudgeError, JudgeModelMissing, JudgeSettings, pcs_summary, score_many
+from bench.judge.http_backend import OpenAIJudge
+from bench.judge.parsing import UnparseableAnswer, parse_score
+from bench.judge.prompt import PROMPT_SHA256, SYSTEM_PROMPT
+from bench.judge.transformers_backend import QWEN3_VL_REPO, TransformersJudge
+from bench.judge.verdict import Verdict
 
 SEEDS = Path(os.environ.get("AMODAL_BENCH_SEEDS", Path(__file__).resolve().parents[2] / "shared" / "seeds"))
 MODEL = "Qwen/Qwen3-VL-32B-Instruct"
@@ -45,7 +36,7 @@ MODEL = "Qwen/Qwen3-VL-32B-Instruct"
 
 
 def test_prompt_file_is_the_papers_prompt_verbatim():
-    raw = (Path(pcs.__file__).parent / "pcs_prompt.txt").read_text(encoding="utf-8")
+    raw = (Path(prompt.__file__).parent / "pcs_prompt.txt").read_text(encoding="utf-8")
     assert raw == SYSTEM_PROMPT + "\n"  # one trailing newline, not part of the prompt
     assert SYSTEM_PROMPT.startswith("You are an expert 3D visual quality evaluator.")
     assert SYSTEM_PROMPT.endswith("Do not include any text outside the output format.")
@@ -111,10 +102,10 @@ def test_settings_and_images_are_validated():
         JudgeSettings(top_p=0)
     rgba = Image.new("RGBA", (8, 8))
     with pytest.raises(ValueError, match="composite"):
-        pcs.as_rgb_image(rgba)
+        image.as_rgb_image(rgba)
     with pytest.raises(ValueError, match="uint8"):
-        pcs.as_rgb_image(np.zeros((8, 8, 3), np.float32))
-    assert pcs.as_rgb_image(np.zeros((8, 6, 3), np.uint8)).size == (6, 8)
+        image.as_rgb_image(np.zeros((8, 8, 3), np.float32))
+    assert image.as_rgb_image(np.zeros((8, 6, 3), np.uint8)).size == (6, 8)
 
 
 def test_pcs_summary():
@@ -193,7 +184,7 @@ class ChatServer:
 def serve(monkeypatch):
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)  # loopback requests must not go through a proxy
-    monkeypatch.delenv(pcs.API_KEY_ENV, raising=False)
+    monkeypatch.delenv(http_backend.API_KEY_ENV, raising=False)
     servers = []
 
     def start(script):
@@ -218,7 +209,7 @@ def judge_for(server: ChatServer, **kw) -> OpenAIJudge:
 
 
 def test_http_valid_answer_and_request(serve, monkeypatch):
-    monkeypatch.setenv(pcs.API_KEY_ENV, "sekrit")
+    monkeypatch.setenv(http_backend.API_KEY_ENV, "sekrit")
     server = serve(lambda n, body: answer('{ "score": 73 }'))
     settings = JudgeSettings(temperature=0.0, top_p=1.0, max_new_tokens=32, seed=7)
     images = views()
@@ -404,7 +395,7 @@ def test_cache_keeps_final_unparseable_verdicts(serve, tmp_path):
 def test_cache_key_is_the_documented_hash():
     images = views(n=2)
     settings = {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 32, "seed": 0, "max_attempts": 3}
-    hashes = [hashlib.sha256(pcs.png_bytes(im)).hexdigest() for im in images]
+    hashes = [hashlib.sha256(image.png_bytes(im)).hexdigest() for im in images]
     blob = json.dumps(["m", "p", hashes, settings], sort_keys=True).encode()
     assert JudgeCache.key("m", "p", images, settings) == hashlib.sha256(blob).hexdigest()
 

@@ -148,9 +148,9 @@ class _Offscreen:
 def test_generation_that_renders_nothing_fails_geometry_only(small_data, tmp_path, monkeypatch):
     import pandas as pd
 
-    import bench.methods.adapter as adapter
+    import bench.methods.registry as registry
 
-    monkeypatch.setitem(adapter.REGISTRY, "offscreen", "tests.test_run:_Offscreen")
+    monkeypatch.setitem(registry.REGISTRY, "offscreen", "tests.test_run:_Offscreen")
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
     out = tmp_path / "run"
     run(_config(out, small_data, methods=["oracle", "offscreen"]), progress=False)
@@ -195,9 +195,9 @@ class _Turned:
 
 
 def test_hanging_method_times_out_into_a_failure_record(small_data, tmp_path, monkeypatch):
-    import bench.methods.adapter as adapter
+    import bench.methods.registry as registry
 
-    monkeypatch.setitem(adapter.REGISTRY, "hangs", "tests.test_run:_Hangs")
+    monkeypatch.setitem(registry.REGISTRY, "hangs", "tests.test_run:_Hangs")
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
     out = tmp_path / "run"
     t0 = time.perf_counter()
@@ -211,9 +211,9 @@ def test_hanging_method_times_out_into_a_failure_record(small_data, tmp_path, mo
 def test_alignment_reported_beside_unaligned(small_data, tmp_path, monkeypatch):
     import pandas as pd
 
-    import bench.methods.adapter as adapter
+    import bench.methods.registry as registry
 
-    monkeypatch.setitem(adapter.REGISTRY, "turned", "tests.test_run:_Turned")
+    monkeypatch.setitem(registry.REGISTRY, "turned", "tests.test_run:_Turned")
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
     out = tmp_path / "run"
     run(_config(out, small_data, methods=["turned"], alignment="yaw+icp"), progress=False)

@@ -20,7 +20,7 @@ from bench.cases.case import AmodalCase, InputView
 from bench.cases.occlusion import view_masks
 from bench.inputs.assets import Mesh
 from bench.inputs.cameras import camera_from_yaw_pitch
-from bench.methods.adapter import get_adapter
+from bench.methods.registry import get_adapter
 from bench.render import render
 
 RES = 64  # voxels per side in the synthetic tests (the adapter's default is 128)

@@ -18,15 +18,9 @@ from bench.cases.casefile import case_dir, export_cases, output_path
 from bench.inputs.cameras import camera_from_yaw_pitch
 from bench.inputs.protocol import load_protocol
 from bench.methods.adapter import Generation
-from bench.methods.worker import (
-    PrecomputedAdapter,
-    WorkerAdapter,
-    WorkerSpec,
-    adapter_from_string,
-    is_method_string,
-    method_name,
-    substitute,
-)
+from bench.methods.precomputed import PrecomputedAdapter
+from bench.methods.registry import adapter_from_string, is_method_string, method_name
+from bench.methods.worker import WorkerAdapter, WorkerSpec, substitute
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_CASE = [sys.executable, "-m", "baselines.run_case", "--method", "visible", "{case_dir}",
@@ -379,13 +373,13 @@ class Exit3Worker(WorkerAdapter):
 
 
 def test_run_with_a_worker_method(gso_root, tmp_path, monkeypatch):
-    import bench.methods.adapter as adapter
+    import bench.methods.registry as registry
     from bench.records.store import load_records
     from bench.run.appearance import AppearanceConfig
     from bench.run.runner import RunConfig, run
 
-    monkeypatch.setitem(adapter.REGISTRY, "visible-worker", "tests.test_worker:VisibleWorker")
-    monkeypatch.setitem(adapter.REGISTRY, "exit3-worker", "tests.test_worker:Exit3Worker")
+    monkeypatch.setitem(registry.REGISTRY, "visible-worker", "tests.test_worker:VisibleWorker")
+    monkeypatch.setitem(registry.REGISTRY, "exit3-worker", "tests.test_worker:Exit3Worker")
     monkeypatch.syspath_prepend(str(REPO))
     data = tmp_path / "data"
     data.mkdir()
@@ -416,16 +410,14 @@ def test_run_with_a_worker_method(gso_root, tmp_path, monkeypatch):
 
 def test_run_with_method_strings(gso_root, tmp_path):
     """worker:<spec.yaml> and precomputed:<cases>:<method> in RunConfig.methods, recorded under
-    the spec's name and the output folder. Runs once bench.methods.adapter/bench.run.runner resolve the
-    strings (bench.methods.worker.adapter_from_string, method_name); skipped until then."""
-    from bench.methods.adapter import get_adapter
+    the spec's name and the output folder (bench.methods.registry resolves the strings). A
+    regression fails here; it used to show as a skip (trust issue, item 10)."""
+    from bench.methods.registry import get_adapter
+    from bench.methods.worker import WorkerAdapter
 
     spec = tmp_path / "visible-worker.yaml"
     spec.write_text(json.dumps({"name": "visible-worker", "command": RUN_CASE, "cwd": str(REPO)}))
-    try:
-        get_adapter(f"worker:{spec}")
-    except ValueError:
-        pytest.skip("bench.methods.adapter.get_adapter does not resolve worker: strings yet")
+    assert isinstance(get_adapter(f"worker:{spec}"), WorkerAdapter)
     from baselines.run_case import main as run_case
     from bench.cases.case import build_case
     from bench.inputs.dataset import open_dataset

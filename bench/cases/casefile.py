@@ -1,4 +1,4 @@
-"""The on-disk case format: export cases, run any model elsewhere, import its outputs.
+"""The on-disk case format: export cases, run any model elsewhere, find its outputs.
 
 A GPU cluster needs only numpy, PIL and json to read a case, never this harness. Layout:
 
@@ -29,6 +29,7 @@ frame (no rescaling is applied). `up_axis` defaults to "y" for .glb (glTF, as TR
 and "z" for .obj/.ply; a Y-up output is rotated back with bench.inputs.assets.y_up_to_z_up.
 The GT mesh path (AmodalCase.source) is never exported; read_case returns source="".
 Files are written atomically; case.json last, so a case directory with case.json is complete.
+Outputs are read back as Generations by bench.methods.precomputed (import_output, ImportedMethod).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +44,8 @@ from PIL import Image
 
 from bench.cases.case import AmodalCase, InputView
 from bench.files import atomic_write_bytes, setting_label
-from bench.inputs.assets import load_mesh, y_up_to_z_up
 from bench.inputs.cameras import Camera
 from bench.inputs.protocol import Protocol
-from bench.methods.adapter import Adapter, Generation
 
 FORMAT_VERSION = 1
 CONVENTION = "opencv_world_to_camera"
@@ -170,6 +168,12 @@ def read_manifest(root: Path) -> dict:
     return _json(Path(root) / "manifest.json")
 
 
+def read_case_json(case_dir: Path) -> dict:
+    """<case_dir>/case.json as written by export_case, with its format version checked (no views
+    read); ValueError when it is missing or unreadable."""
+    return _json(Path(case_dir) / "case.json")
+
+
 def case_dirs(root: Path) -> list[Path]:
     """The case directories the manifest lists, in manifest order."""
     return [Path(root) / e["path"] for e in read_manifest(root)["cases"]]
@@ -239,59 +243,3 @@ def output_path(case_dir: Path, method: str, ext: str = "glb") -> Path:
     if ext not in OUTPUT_EXTS:
         raise ValueError(f"output format {ext!r}; valid: {', '.join(OUTPUT_EXTS)}")
     return Path(case_dir) / "output" / _name(method, "method") / f"mesh.{ext}"
-
-
-def import_output(case_dir: Path, method: str) -> Generation:
-    """The method's output as a Generation in the Z-up object frame.
-
-    No output -> Generation(None) with the reason; a corrupt mesh or sidecar -> Generation(None)
-    with the error; several outputs -> ValueError naming them (ambiguous, the user must fix it)."""
-    found = [p for p in (output_path(case_dir, method, e) for e in OUTPUT_EXTS) if p.is_file()]
-    if not found:
-        pattern = output_path(case_dir, method, "glb").with_suffix(".{glb,obj,ply}")
-        return Generation(None, {"reason": f"no output at {pattern}"})
-    if len(found) > 1:
-        raise ValueError(f"several outputs for {method}: {', '.join(map(str, found))}; keep one")
-    path = found[0]
-    meta: dict = {}
-    sidecar = path.parent / "output.json"
-    if sidecar.is_file():
-        try:
-            meta = json.loads(sidecar.read_text())
-            if not isinstance(meta, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError, UnicodeDecodeError) as e:
-            return Generation(None, {"reason": f"unreadable {sidecar}: {e}", "source": str(path)})
-    up = meta.pop("up_axis", DEFAULT_UP[path.suffix[1:]])
-    if up not in ("y", "z"):
-        return Generation(None, {"reason": f"{sidecar}: up_axis must be 'y' or 'z', got {up!r}",
-                                 "source": str(path)})
-    try:
-        mesh = load_mesh(path)
-    except ValueError as e:  # AssetError: unreadable, empty, NaN, missing texture
-        return Generation(None, {"reason": f"{path}: {e}", "source": str(path)})
-    if up == "y":
-        mesh = replace(mesh, vertices=y_up_to_z_up(mesh.vertices.astype(np.float64)))
-    return Generation(mesh, {**meta, "source": str(path), "up_axis": up})
-
-
-class ImportedMethod(Adapter):
-    """Adapter that returns outputs computed elsewhere for exported cases of `root`.
-
-    The case given to generate() must match the exported one (protocol hash and seed)."""
-
-    def __init__(self, root: Path, method: str):
-        self.root, self.name = Path(root), method
-
-    def generate(self, case: AmodalCase) -> Generation:
-        cdir = case_dir(self.root, case.protocol, case.n_views, case.object_id, case.degree)
-        try:
-            exported = _json(cdir / "case.json")
-        except ValueError as e:
-            return Generation(None, {"reason": str(e)})
-        if (exported.get("protocol_hash"), exported.get("seed")) != (case.protocol_hash, case.seed):
-            return Generation(None, {"reason": f"{cdir / 'case.json'} was exported with protocol "
-                                     f"hash {exported.get('protocol_hash')}, seed "
-                                     f"{exported.get('seed')}; evaluating {case.protocol_hash}, "
-                                     f"seed {case.seed}"})
-        return import_output(cdir, self.name)

@@ -1,16 +1,14 @@
-"""The one interface every method implements, and the registry that finds methods by name.
+"""The one interface every method implements: Adapter, and its output, Generation.
 
     class MyMethod(Adapter):
         name = "my-method"
         def generate(self, case: AmodalCase) -> Generation: ...
 
-Methods are registered lazily (name -> "module:Class"), so a heavy backend (torch models, CUDA
-extensions) is imported only when that method is used, as lm-evaluation-harness does.
+Methods are found by name in bench.methods.registry.
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,49 +47,3 @@ class Adapter(ABC):
     @abstractmethod
     def generate(self, case: AmodalCase) -> Generation:
         """Generate the complete object from the occluded input views of `case`."""
-
-
-# name -> "module:Class"; a new method is one file in baselines/ plus one line here.
-REGISTRY: dict[str, str] = {
-    "oracle": "baselines.oracle:Oracle",
-    "visible": "baselines.visible:Visible",
-    "visual-hull": "baselines.visual_hull:VisualHull",
-    "trellis": "baselines.trellis:Trellis",
-    "trellis-multidiffusion": "baselines.trellis:TrellisMultidiffusion",
-    "pix2gestalt-trellis": "baselines.pix2gestalt_trellis:Pix2GestaltTrellis",
-    "pix2gestalt-trellis-mv": "baselines.pix2gestalt_trellis:Pix2GestaltTrellisMV",
-    "amodal3r": "baselines.amodal3r:Amodal3R",
-    "gena3d": "baselines.gena3d:GENA3D",
-    "sam3d": "baselines.sam3d:SAM3DObjects",
-    "holopart": "baselines.holopart:HoloPart",
-}
-
-
-def list_methods() -> list[str]:
-    return sorted(REGISTRY)
-
-
-def adapter_class(name: str) -> type[Adapter]:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown method {name!r}; valid: {', '.join(list_methods())}")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def get_adapter(name: str) -> Adapter:
-    """Instantiate a method: a registered name, or a `worker:<spec.yaml>` /
-    `precomputed:<cases_dir>:<method>` string (bench.methods.worker)."""
-    from bench.methods.worker import adapter_from_string
-
-    adapter = adapter_from_string(name)
-    return adapter if adapter is not None else adapter_class(name)()
-
-
-def check_method(name: str) -> str:
-    """Fail fast (ValueError) on an unknown or invalid method; returns its record name."""
-    from bench.methods.worker import is_method_string, method_name
-
-    if is_method_string(name):
-        return method_name(name)  # builds the adapter: reads the spec, checks the CASES root
-    adapter_class(name)
-    return name

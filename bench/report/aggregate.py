@@ -6,14 +6,15 @@ GT clouds of every object whose asset loaded; `n_geometry` says how many generat
 used. mmd_cd is reported x1000, cov_cd x100 (%), as the papers print. P-FID/P-KID need Point-E's
 `pointnet.pt`; without it they are NaN and the `notes` column says why.
 
-Image metrics (bench.run.appearance): fid_<extractor> / kid_<extractor> are set level, between the
-generated and GT eval-rig renders of the group (every view of every object; `n_images` generated
-images); KID is printed x100 (%) and clip_score is in percent, as GENA3D prints them; pkid_pointnet
-stays unscaled. mmd_cd_aligned / cov_cd_aligned: the same set metrics after the run's optional
-frame alignment to the GT (bench.metrics.alignment; column `alignment`), NaN when the run did not align.
-A metric whose network had no weights is NaN with the reason in `notes`; a metric
-computed with a substitute network (fid_mobilenet, kid_mobilenet, lpips_masked_mobilenet) is
-named so and `notes` says it is not comparable with published numbers.
+Image metrics (computed by bench.run.appearance, named in bench.metrics.catalog): fid_<extractor>
+/ kid_<extractor> are set level, between the generated and GT eval-rig renders of the group (every
+view of every object; `n_images` generated images); KID is printed x100 (%) and clip_score is in
+percent, as GENA3D prints them; pkid_pointnet stays unscaled. mmd_cd_aligned / cov_cd_aligned: the
+same set metrics after the run's optional frame alignment to the GT (bench.metrics.alignment;
+column `alignment`), NaN when the run did not align. A metric whose network had no weights is NaN
+with the reason in `notes`; a metric computed with a substitute network (fid_mobilenet,
+kid_mobilenet, lpips_masked_mobilenet) is named so and `notes` says it is not comparable with
+published numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.files import atomic_write_bytes
 from bench.metrics.geometry import coverage_mmd
 from bench.records.store import gt_cloud_path, load_records
 
@@ -70,7 +72,8 @@ def _mean_metric(records: list, name: str) -> float:
 def _image_distribution(out: Path, protocol: str, ok: list, ref_ids: list) -> tuple[dict, list, int]:
     """fid_/kid_ per extractor stored in the records; returns (columns, notes, n generated images)."""
     from bench.metrics.distribution import frechet_distance, kernel_inception_distance
-    from bench.metrics.features import load_features, metric_key
+    from bench.metrics.features import metric_key
+    from bench.records.features import load_features
     from bench.records.store import gt_features_path
 
     cols, notes, n_images = {}, [], 0
@@ -126,7 +129,7 @@ def _pcs(out: Path, ok: list) -> tuple[dict, list]:
 
 def _metric_notes(recs: list, row: dict) -> list[str]:
     """Why image metrics are missing (from the records) and which shown ones are non-standard."""
-    from bench.run.appearance import grouped_notes, missing_notes, non_standard_metrics
+    from bench.metrics.catalog import grouped_notes, missing_notes, non_standard_metrics
 
     missing = {m: why for r in recs for m, why in r.meta.get("missing_metrics", {}).items()}
     shown = {m: why for m, why in non_standard_metrics().items()
@@ -192,10 +195,22 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def leaderboard_csv(out: str | Path, pointnet_weights: str | None = None) -> str:
+    """The leaderboard of a run directory as CSV text (6 significant digits), written nowhere."""
+    return aggregate(out, pointnet_weights).to_csv(index=False, float_format="%.6g")
+
+
+def read_leaderboard(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFrame:
+    """The leaderboard exactly as `write_leaderboard` would write it, without writing (a check
+    such as `drift` must work on a read-only run and must not change it)."""
+    import io
+
+    return pd.read_csv(io.StringIO(leaderboard_csv(out, pointnet_weights)))
+
+
 def write_leaderboard(out: str | Path, pointnet_weights: str | None = None) -> Path:
-    df = aggregate(out, pointnet_weights)
     path = Path(out) / "leaderboard.csv"
-    df.to_csv(path, index=False, float_format="%.6g")
+    atomic_write_bytes(path, leaderboard_csv(out, pointnet_weights).encode())
     return path
 
 

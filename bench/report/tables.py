@@ -1,9 +1,10 @@
 """Paper-style tables from a leaderboard: best bold, second best underlined, arrows, units.
 
 Within each (protocol, views, occlusion degree) group and for each metric, the best value is
-bold and the second best underlined, following the metric's direction (bench.metrics
-HIGHER_IS_BETTER). MMD is printed per mille and COV in percent, as the papers print them (the
-leaderboard already stores them scaled). Exported as Markdown, LaTeX and CSV.
+bold and the second best underlined, following the metric's direction. Headers (label, unit, † for
+non-standard metrics) and directions come from bench.metrics.catalog. MMD is printed per mille and
+COV in percent, as the papers print them (the leaderboard already stores them scaled). Exported as
+Markdown, LaTeX and CSV.
 """
 
 from __future__ import annotations
@@ -14,28 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.metrics import HIGHER_IS_BETTER
+from bench.metrics.catalog import HIGHER_IS_BETTER, NON_STANDARD_FOOTNOTE, header
 
 KEYS = ["protocol", "views", "occlusion_degree"]
-METRICS = {  # column -> printed header (unit), in table order
-    "success_rate": "Success",
-    "psnr_masked": "PSNR-m (dB)",
-    "ssim_masked": "SSIM-m",
-    "mmd_cd": "MMD (‰)",
-    "cov_cd": "COV (%)",
-    "pfid_pointnet": "P-FID",
-    "pkid_pointnet": "P-KID",
-    "fid_inception": "FID",
-    "kid_inception": "KID (%)",
-    "clip_score": "CLIP (%)",
-    "lpips_masked": "LPIPS-m",
-    "pcs": "PCS (%)",
-    "fid_mobilenet": "FID-MobileNet†",
-    "kid_mobilenet": "KID-MobileNet (%)†",
-    "lpips_masked_mobilenet": "LPIPS-m-MobileNet†",
-}
-NON_STANDARD_FOOTNOTE = ("† computed with a substitute network (MobileNetV2 ImageNet features): "
-                         "not comparable with any published number.")
+# Metric columns in table order -> printed header (label, unit, † for non-standard; bench.metrics.catalog).
+METRICS = {col: header(col) for col in (
+    "success_rate", "psnr_masked", "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "pkid_pointnet",
+    "fid_inception", "kid_inception", "clip_score", "lpips_masked", "pcs", "fid_mobilenet", "kid_mobilenet",
+    "lpips_masked_mobilenet")}
 
 
 def _ranks(values: pd.Series, higher: bool) -> pd.Series:

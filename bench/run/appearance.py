@@ -11,7 +11,8 @@ A run measures appearance three ways (PROTOCOLS.md section 4):
 
 `AppearanceSuite` loads what it can once per process. A network whose weights are absent is
 recorded as missing with the reason (WeightsMissing's message), its metrics stay NaN, and the
-run goes on; `require=True` turns any missing network into an error before work starts.
+run goes on; `require=True` turns any missing network into an error before work starts. Metric
+names, non-standard marks and note texts are bench.metrics.catalog's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.metrics.catalog import fid_metric_names, missing_notes
 from bench.metrics.weights import WeightsMismatch, WeightsMissing
 
 CLIP_EXTRACTOR = "clip-vit-b-32"
@@ -43,49 +45,6 @@ class AppearanceConfig:
     lpips_nets: list[str] = field(default_factory=lambda: list(DEFAULT_LPIPS_NETS))
     weights: dict[str, str] = field(default_factory=dict)
     batch_size: int = 32
-
-
-def fid_metric_names(extractor: str) -> list[str]:
-    from bench.metrics.features import metric_key
-
-    k = metric_key(extractor)
-    return [f"fid_{k}", f"kid_{k}", f"kid_{k}_std"]
-
-
-def lpips_metric_name(net: str) -> str:
-    from bench.metrics.lpips import LPIPS_NETS
-
-    return LPIPS_NETS[net].metric
-
-
-def non_standard_metrics() -> dict[str, str]:
-    """metric name -> why it is not comparable with published numbers (short, for notes)."""
-    from bench.metrics.features import EXTRACTORS
-    from bench.metrics.lpips import LPIPS_NETS
-
-    out = {}
-    for name, info in EXTRACTORS.items():
-        if not info.standard:
-            for m in fid_metric_names(name):
-                out[m] = (f"NON-STANDARD, {name} features instead of Inception-v3: not comparable "
-                          "with any published FID/KID")
-    for net, info in LPIPS_NETS.items():
-        if not info.standard:
-            out[info.metric] = (f"NON-STANDARD, LPIPS baseline form (unit weights) on {net} features "
-                                "instead of AlexNet with learned heads: not comparable with published LPIPS")
-    return out
-
-
-def grouped_notes(reasons: dict[str, str], suffix: str = "") -> list[str]:
-    """{metric: reason} -> one line per reason naming all its metrics."""
-    by_reason: dict[str, list[str]] = {}
-    for metric, reason in reasons.items():
-        by_reason.setdefault(reason, []).append(metric)
-    return [f"{', '.join(ms)}{suffix}: {reason}" for reason, ms in by_reason.items()]
-
-
-def missing_notes(missing: dict[str, str]) -> list[str]:
-    return grouped_notes(missing, " missing")
 
 
 def _valid_rgb(images: np.ndarray, what: str) -> None:

@@ -1,0 +1,371 @@
+"""Evaluating the (method, object, setting) items of one object: every item ends as one record,
+success or failure (failures are data).
+
+    evaluate_object(config, object_id, index)  # -> number of records written
+
+Per object: the items whose record is missing, the asset, the GT side (bench.run.gtcache), its
+copy in the run directory. Per setting: the case and the GT renders at its input views. Per item:
+the method's generation within the run's time limit, its measurement (masked PSNR/SSIM/LPIPS at
+the input views, rig point cloud, rig image features, CLIP score), its files and its record.
+Contact sheets for the first RunConfig.sheets objects.
+
+`config` is a bench.run.runner.RunConfig throughout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from bench.cases.case import AmodalCase, CaseError, build_case
+from bench.inputs.assets import AssetError, Mesh
+from bench.inputs.dataset import open_dataset
+from bench.inputs.protocol import Protocol, Setting, load_protocol
+from bench.methods.registry import get_adapter
+from bench.metrics.image import psnr_masked, ssim_masked
+from bench.records.store import (
+    Record,
+    cloud_path,
+    features_path,
+    gt_cloud_path,
+    gt_features_path,
+    provenance,
+    record_path,
+    renders_dir,
+    traceback_digest,
+    write_array,
+    write_record,
+)
+from bench.render import render
+from bench.render.pointcloud import sample_point_cloud
+from bench.run.appearance import AppearanceSuite
+from bench.run.gtcache import _gt_side, _sampler
+
+_SUITES: dict[str, AppearanceSuite] = {}
+
+
+def appearance_suite(config) -> AppearanceSuite:
+    """The metric networks of this process, loaded once per configuration."""
+    key = repr(config.appearance)
+    if key not in _SUITES:
+        _SUITES[key] = AppearanceSuite(config.appearance)
+    return _SUITES[key]
+
+
+@dataclass(frozen=True)
+class ObjectJob:
+    """What the items of one object share: the run, its protocol, where the files go and the
+    record fields common to all of them."""
+
+    config: object  # bench.run.runner.RunConfig
+    protocol: Protocol
+    out: Path
+    object_id: str
+    labels: dict[str, str]  # method as configured -> the name its records are kept under
+    base: dict  # Record fields of every record of this object
+
+    def path(self, where, method: str, st: Setting, *extra) -> Path:
+        """`where` (bench.records.store.record_path, cloud_path, features_path, renders_dir) of
+        one item; `extra`: what follows the degree (features_path's extractor)."""
+        return where(self.out, self.protocol.name, self.labels[method], st.views, self.object_id,
+                     st.degree, *extra)
+
+    def pending(self) -> list[tuple[str, Setting]]:
+        """The (method, setting) items without a record yet, settings first."""
+        return [(m, st) for st in self.protocol.settings for m in self.config.methods
+                if not self.path(record_path, m, st).is_file()]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What every generation of one object is measured against, and with what."""
+
+    backend: str  # the rasterizer's name
+    suite: AppearanceSuite
+    cloud: np.ndarray  # GT rig point cloud
+    features: dict[str, np.ndarray]  # GT rig image features per extractor
+
+
+@dataclass
+class Measurement:
+    """One generation measured: its metrics and what is written next to its record."""
+
+    metrics: dict
+    cloud: np.ndarray | None  # None when the rig render is empty
+    geometry_error: str
+    rig_render: object  # bench.render's render of the eval rig
+    feature_files: dict[str, str]  # extractor -> path relative to the run directory
+
+
+def _object_job(config, protocol: Protocol, dataset: str, object_id: str) -> ObjectJob:
+    prov = provenance()
+    from bench.methods.registry import method_name
+
+    labels = {m: method_name(m) for m in config.methods}  # the name records are kept under
+    base = dict(protocol=protocol.name, protocol_hash=protocol.content_hash, dataset=dataset,
+                object_id=object_id, seed=protocol.seed_for(object_id), provenance=prov)
+    return ObjectJob(config, protocol, Path(config.out), object_id, labels, base)
+
+
+def _scalars(meta: dict) -> dict:
+    """The JSON-scalar entries of a method's meta (what records keep of it)."""
+    return {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))}
+
+
+def write_failure(job: ObjectJob, method: str, st: Setting, reason: str, tb: str = "",
+                  backend: str = "", meta: dict | None = None) -> None:
+    """The failure record of one item: its reason, the digest of its traceback, the method's meta."""
+    write_record(job.path(record_path, method, st),
+                 Record(method=job.labels[method], views=st.views, occlusion_degree=st.degree,
+                        status="failed", reason=reason,
+                        traceback_digest=traceback_digest(tb) if tb else "",
+                        rasterizer=backend, meta={"generation": _scalars(meta or {})}, **job.base))
+
+
+def _raise_timeout(seconds: float, signum, frame):
+    raise TimeoutError(f"generate() did not return within {seconds:g} s")
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Raise TimeoutError in the main thread after `seconds` (SIGALRM). Code that holds the GIL
+    in C (a long numpy / torch call) is interrupted when it returns; a worker adapter
+    (bench.methods.worker) kills a hung process instead."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGALRM, partial(_raise_timeout, seconds))
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _adapter(config, method: str):
+    if config.cases:  # outputs computed elsewhere, read from the exported case folders
+        from bench.methods.precomputed import ImportedMethod
+
+        return ImportedMethod(Path(config.cases), method)
+    return get_adapter(method)
+
+
+def generate(config, method: str, case: AmodalCase):
+    """The method's Generation for `case`, within config.generation_timeout_s."""
+    with _time_limit(config.generation_timeout_s):
+        return _adapter(config, method).generate(case)
+
+
+def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Protocol,
+                         config, suite: AppearanceSuite):
+    """Masked PSNR/SSIM/LPIPS at the input views, the rig render and rig point cloud of one
+    generation."""
+    mesh.validate()
+    cams = [v.camera for v in case.views]
+    pred = render(mesh, cams, protocol.background, config.rasterizer)
+    psnr = [psnr_masked(pred.rgb[i], gt_inputs.rgb[i], v.visibility_mask)
+            for i, v in enumerate(case.views)]
+    ssim = [ssim_masked(pred.rgb[i], gt_inputs.rgb[i], v.visibility_mask)
+            for i, v in enumerate(case.views)]
+    rig = protocol.eval_rig()
+    rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
+    try:
+        cloud, geometry_error = sample_point_cloud(
+            rig_render.depth, rig.cameras, protocol.spec["pointcloud"]["points"], case.seed,
+            _sampler(protocol)), ""
+    except ValueError as e:  # nothing rendered: a failure for the geometry metrics only
+        cloud, geometry_error = None, str(e)
+    metrics = {"psnr_masked": float(np.mean(psnr)), "ssim_masked": float(np.mean(ssim))}
+    metrics.update(suite.lpips_masked(pred.rgb, gt_inputs.rgb, [v.visibility_mask for v in case.views]))
+    return metrics, cloud, geometry_error, rig_render
+
+
+def _image_features(job: ObjectJob, ref: Reference, method: str, st: Setting,
+                    rig_render) -> tuple[dict, dict[str, str]]:
+    """Rig features of one generation written next to its record; the CLIP score against the GT.
+    Returns (metrics, {extractor: relative path})."""
+    from bench.records.features import save_features
+    from bench.run.appearance import CLIP_EXTRACTOR
+
+    metrics, files = {}, {}
+    for name, ext in ref.suite.extractors.items():
+        feats = ref.suite.features(name, rig_render.rgb)
+        path = job.path(features_path, method, st, name)
+        save_features(path, feats, ext)
+        files[name] = str(path.relative_to(job.out))
+        if name == CLIP_EXTRACTOR:
+            metrics["clip_score"] = ref.suite.clip_score(feats, ref.features[name])
+    return metrics, files
+
+
+def measure(job: ObjectJob, ref: Reference, method: str, st: Setting, case: AmodalCase,
+            gt_inputs, mesh: Mesh) -> Measurement:
+    """Image and geometry metrics of one generated mesh; its rig features are written."""
+    metrics, cloud, geometry_error, rig_render = _evaluate_generation(
+        mesh, case, gt_inputs, job.protocol, job.config, ref.suite)
+    feature_files = {}
+    if cloud is not None:  # an empty render has no image features either
+        image_metrics, feature_files = _image_features(job, ref, method, st, rig_render)
+        metrics.update(image_metrics)
+    return Measurement(metrics, cloud, geometry_error, rig_render, feature_files)
+
+
+def _save_renders(directory: Path, rgb: np.ndarray) -> None:
+    """(V, H, W, 3) float renders -> view_<k>.png (8-bit, rounded), written atomically."""
+    import io
+
+    from PIL import Image
+
+    from bench.files import atomic_write_bytes
+
+    for k, img in enumerate(rgb):
+        buf = io.BytesIO()
+        Image.fromarray(np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(buf, "PNG")
+        atomic_write_bytes(directory / f"view_{k}.png", buf.getvalue())
+
+
+def _write_cloud(job: ObjectJob, ref: Reference, method: str, st: Setting,
+                 cloud: np.ndarray | None) -> tuple[str, dict]:
+    """The generation's point cloud and, when the run aligns, its aligned copy. Returns (its path
+    relative to the run directory, "" without a cloud; the record's alignment entry)."""
+    cpath = job.path(cloud_path, method, st)
+    alignment = {"method": job.config.alignment}
+    if cloud is None:
+        return "", alignment
+    write_array(cpath, cloud)
+    if job.config.alignment != "none":
+        from bench.metrics.alignment import align, apply
+
+        a = align(cloud, ref.cloud, job.config.alignment)
+        apath = cpath.with_name(cpath.stem + ".aligned.npy")
+        write_array(apath, apply(a.transform, cloud))
+        alignment = {**a.record(), "pointcloud": str(apath.relative_to(job.out))}
+    return str(cpath.relative_to(job.out)), alignment
+
+
+def write_success(job: ObjectJob, ref: Reference, method: str, st: Setting, case: AmodalCase,
+                  gen_meta: dict, m: Measurement, t0: float) -> None:
+    """The files of one measured generation (renders if asked, point clouds) and its record;
+    `seconds` counts from t0 (perf_counter) to the record."""
+    if job.config.save_renders and m.rig_render is not None:
+        _save_renders(job.path(renders_dir, method, st), m.rig_render.rgb)
+    pointcloud, alignment = _write_cloud(job, ref, method, st, m.cloud)
+    write_record(job.path(record_path, method, st),
+                 Record(method=job.labels[method], views=st.views, occlusion_degree=st.degree,
+                        status="ok", metrics=m.metrics,
+                        pointcloud=pointcloud,
+                        features=m.feature_files,
+                        rasterizer=ref.backend,
+                        seconds=round(time.perf_counter() - t0, 3),
+                        meta={"occlusion_ratio": case.occlusion_ratio,
+                              "geometry_error": m.geometry_error,
+                              "view_yaws_deg": [v.yaw_deg for v in case.views],
+                              "visible_fractions": [v.visible_fraction for v in case.views],
+                              "generation": _scalars(gen_meta),
+                              "alignment": alignment,
+                              "fid_extractors": ref.suite.fid_names,
+                              "weights_sha256": ref.suite.weights_sha256(),
+                              "missing_metrics": ref.suite.missing},
+                        **job.base))
+
+
+def evaluate_item(job: ObjectJob, ref: Reference, method: str, st: Setting, case: AmodalCase,
+                  gt_inputs):
+    """Generate, measure and record one (method, object, setting): its record is written either
+    way. Returns the generation's rig render when it was recorded ok, else None."""
+    t0 = time.perf_counter()
+    try:
+        gen = generate(job.config, method, case)
+        if gen.mesh is None:  # the method's own reason and its log (workers) are kept
+            write_failure(job, method, st, gen.meta.get("reason", "method returned no mesh"),
+                          backend=ref.backend, meta=gen.meta)
+            return None
+        m = measure(job, ref, method, st, case, gt_inputs, gen.mesh)
+    except Exception as e:  # failures are data: record and go on
+        write_failure(job, method, st, f"{type(e).__name__}: {e}", traceback.format_exc(),
+                      ref.backend)
+        return None
+    write_success(job, ref, method, st, case, gen.meta, m, t0)
+    return m.rig_render
+
+
+def evaluate_setting(job: ObjectJob, ref: Reference, asset, st: Setting, methods: list[str],
+                     keep_renders: bool) -> dict:
+    """Every method of `methods` on one setting of the object (one record each). Returns, when
+    keep_renders, {(method label, setting label): (case, rig render)} of the items recorded ok."""
+    try:
+        case = build_case(asset, job.protocol, st.views, st.degree)
+    except CaseError as e:
+        for m in methods:
+            write_failure(job, m, st, f"case: {e}", backend=ref.backend)
+        return {}
+    gt_inputs = render(asset.mesh, [v.camera for v in case.views], job.protocol.background,
+                       job.config.rasterizer)
+    renders = {}
+    for method in methods:
+        rig_render = evaluate_item(job, ref, method, st, case, gt_inputs)
+        if rig_render is not None and keep_renders:
+            renders[(job.labels[method], st.label)] = (case, rig_render)
+    return renders
+
+
+def _reference(job: ObjectJob, asset, dataset: str) -> Reference:
+    """The object's GT side (cached by content), also written into the run directory."""
+    from bench.records.features import save_features
+    from bench.render import get_rasterizer
+
+    config, protocol = job.config, job.protocol
+    backend = get_rasterizer(config.rasterizer).name
+    suite = appearance_suite(config)
+    gt, gt_feats = _gt_side(config, protocol, asset.mesh, job.object_id, dataset, backend, suite)
+    write_array(gt_cloud_path(job.out, protocol.name, job.object_id), gt)
+    for name, feats in gt_feats.items():
+        save_features(gt_features_path(job.out, protocol.name, job.object_id, name), feats,
+                      suite.extractors[name])
+    return Reference(backend, suite, gt, gt_feats)
+
+
+def _write_sheet(job: ObjectJob, asset, sheet_renders: dict) -> None:
+    from bench.run.sheets import write_contact_sheet
+
+    protocol, config = job.protocol, job.config
+    rig = protocol.eval_rig()
+    gt_rig = render(asset.mesh, rig.cameras, protocol.background, config.rasterizer)
+    write_contact_sheet(job.out / "sheets" / protocol.name / f"{job.object_id}.png", gt_rig,
+                        sheet_renders)
+
+
+def evaluate_object(config, object_id: str, index: int) -> int:
+    """Evaluate every method and setting on one object; returns the number of records written."""
+    protocol = load_protocol(config.protocol)
+    ds = open_dataset(config.dataset, config.data)
+    job = _object_job(config, protocol, ds.name, object_id)
+    todo = job.pending()
+    if not todo:
+        return 0
+    try:
+        asset = ds.load(object_id)
+    except AssetError as e:
+        for m, st in todo:
+            write_failure(job, m, st, f"asset: {e}")
+        return len(todo)
+    ref = _reference(job, asset, ds.name)
+    sheet_renders, written = {}, 0
+    for st in job.protocol.settings:
+        methods = [m for m, s in todo if s == st]
+        if not methods:
+            continue
+        sheet_renders.update(evaluate_setting(job, ref, asset, st, methods, index < config.sheets))
+        written += len(methods)
+    if sheet_renders:
+        _write_sheet(job, asset, sheet_renders)
+    return written

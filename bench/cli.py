@@ -1,4 +1,4 @@
-"""amodal-bench command line: run, demo, report, ls.
+"""amodal-bench command line: the door. Parses the arguments and dispatches to bench.commands.
 
     amodal-bench run --data DIR --dataset gso --protocol amodal3r-gso --methods oracle,visible \
                      --limit N --out DIR
@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
-import time
-from pathlib import Path
 
-from bench.inputs.dataset import DataMissing, list_datasets
+from bench import commands
+from bench.inputs.dataset import list_datasets
 from bench.inputs.protocol import list_protocols, load_protocol
 from bench.methods.registry import adapter_class, list_methods
 from bench.render import RASTERIZERS
@@ -77,16 +76,6 @@ def _names(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _weights(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--weights takes NAME=PATH, got {pair!r}")
-        out[name] = path
-    return out
-
-
 def _protocol(value: str) -> str:
     try:
         load_protocol(value)
@@ -142,186 +131,6 @@ def _add_case_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objects", type=lambda s: [o for o in s.split(",") if o], default=[])
 
 
-def _iter_cases(args):
-    """(asset, [cases of every setting], [failure lines]) per object."""
-    from tqdm import tqdm
-
-    from bench.cases.case import CaseError, build_case
-    from bench.inputs.assets import AssetError
-    from bench.inputs.dataset import open_dataset
-
-    protocol = load_protocol(args.protocol)
-    ds = open_dataset(args.dataset, args.data)
-    ids = args.objects or ds.object_ids
-    ids = ids[: args.limit] if args.limit else ids
-    for oid in tqdm(ids, desc=protocol.name, unit="obj"):
-        try:
-            asset = ds.load(oid)
-        except AssetError as e:
-            yield oid, None, [], [f"{oid}: asset: {e}"]
-            continue
-        cases, failures = [], []
-        for st in protocol.settings:
-            try:
-                cases.append(build_case(asset, protocol, st.views, st.degree))
-            except CaseError as e:
-                failures.append(f"{oid} {st.label}: {e}")
-        yield oid, asset, cases, failures
-
-
-def _cmd_export(args) -> int:
-    from bench.cases.casefile import export_cases
-
-    protocol = load_protocol(args.protocol)
-    failures: list[str] = []
-
-    def cases():
-        for _, _, object_cases, fails in _iter_cases(args):
-            failures.extend(fails)
-            yield from object_cases
-
-    manifest = export_cases(cases(), Path(args.out), protocol, args.dataset)
-    for line in failures:
-        print(f"not exported: {line}")
-    print(f"manifest: {manifest}")
-    return 0
-
-
-def _cmd_show(args) -> int:
-    from bench.run.sheets import write_case_sheet
-
-    protocol = load_protocol(args.protocol)
-    for oid, asset, cases, failures in _iter_cases(args):
-        for line in failures:
-            print(f"no case: {line}")
-        if cases:
-            path = write_case_sheet(Path(args.out) / protocol.name / f"{oid}.png", asset.mesh,
-                                    protocol, cases)
-            print(path)
-    return 0
-
-
-def _cmd_report(args) -> int:
-    from bench.report.aggregate import format_table, merge_runs
-    from bench.report.tables import write_tables
-
-    try:
-        merged = merge_runs([Path(r) for r in args.runs])
-    except ValueError as e:
-        sys.stderr.write(f"amodal-bench: error: {e}\n")
-        return 2
-    print(format_table(merged))
-    if args.versus:
-        from bench.report.tables import versus, versus_markdown
-
-        try:
-            comparison = versus(merged, args.versus)
-        except ValueError as e:
-            sys.stderr.write(f"amodal-bench: error: {e}\n")
-            return 2
-        print()
-        print(versus_markdown(merged, args.versus))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        merged.to_csv(out, index=False, float_format="%.6g")
-        tables = write_tables(merged, out.with_name(out.stem + "-table"))
-        if args.versus:
-            stem = out.with_name(f"{out.stem}-vs-{args.versus}")
-            stem.with_suffix(".md").write_text(versus_markdown(merged, args.versus))
-            comparison.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.6g")
-            tables += [stem.with_suffix(".md"), stem.with_suffix(".csv")]
-        print(f"leaderboard: {out}; tables: {', '.join(str(t) for t in tables)}")
-    if args.html:
-        from bench.report.html import write_html_report
-
-        published = None
-        if args.published:
-            from bench.report.published import load_published, published_beside
-
-            published = published_beside(merged, load_published())
-        page = write_html_report([Path(r) for r in args.runs], Path(args.html), published,
-                                 leaderboard=merged)
-        print(f"html: {page}")
-    return 0
-
-
-def _cmd_drift(args) -> int:
-    import pandas as pd
-
-    from bench.report.aggregate import read_leaderboard
-    from bench.report.drift import compare, failed, format_drift, load_tolerances
-    from bench.report.published import REFERENCE_DIR
-
-    run = Path(args.run)
-    try:
-        current = pd.read_csv(run) if run.suffix == ".csv" else read_leaderboard(run)
-        baseline = pd.read_csv(args.baseline)
-        tolerances = load_tolerances(args.tolerances or REFERENCE_DIR / "drift_tolerances.yaml")
-        drifts = compare(baseline, current, tolerances)
-    except (ValueError, FileNotFoundError) as e:
-        sys.stderr.write(f"amodal-bench: error: {e}\n")
-        return 2
-    print(format_drift(drifts))
-    if failed(drifts):
-        n = sum(d.mark != " " for d in drifts)
-        print(f"\nDRIFT: {n} metric(s) changed beyond tolerance or are not comparable; if the change "
-              f"is intended, update {args.baseline} in the same change")
-        return 1
-    print("\nno drift")
-    return 0
-
-
-def _cmd_pcs(args) -> int:
-    """Judge the saved eval-rig renders of a run (PCS) and refresh its leaderboard."""
-    import json
-
-    from PIL import Image
-
-    from bench.files import atomic_write_bytes
-    from bench.judge.cache import JudgeCache
-    from bench.judge.core import JudgeSettings, score_many
-    from bench.judge.http_backend import OpenAIJudge
-    from bench.judge.transformers_backend import TransformersJudge
-    from bench.records.store import load_records, pcs_path, renders_dir
-    from bench.report.aggregate import format_table, write_leaderboard
-
-    run = Path(args.run)
-    try:
-        records = [r for r in load_records(run) if r.ok]
-        settings = JudgeSettings(seed=args.seed, max_attempts=args.max_attempts)
-        judge = (OpenAIJudge(args.endpoint, args.model, timeout_s=args.timeout, settings=settings)
-                 if args.endpoint else TransformersJudge(args.transformers, settings=settings))
-    except (ValueError, FileNotFoundError, OSError) as e:
-        sys.stderr.write(f"amodal-bench: error: {e}\n")
-        return 2
-    items, paths, unrendered = {}, {}, 0
-    for r in records:
-        d = renders_dir(run, r.protocol, r.method, r.views, r.object_id, r.occlusion_degree)
-        views = sorted(d.glob("view_*.png"), key=lambda p: int(p.stem.split("_")[1]))
-        if not views:
-            unrendered += 1
-            continue
-        key = str(d.relative_to(run))
-        items[key] = [Image.open(p).convert("RGB") for p in views]
-        paths[key] = pcs_path(run, r.protocol, r.method, r.views, r.object_id, r.occlusion_degree)
-    if not items:
-        sys.stderr.write(f"amodal-bench: error: no saved renders under {run / 'renders'}: PCS judges the "
-                         "eval-rig renders, run with --save-renders\n")
-        return 2
-    cache = JudgeCache(Path(args.cache) if args.cache else Path.home() / ".cache" / "amodal-bench" / "pcs")
-    verdicts = score_many(judge, items, concurrency=args.concurrency, cache=cache)
-    for key, verdict in verdicts.items():
-        atomic_write_bytes(paths[key], json.dumps(verdict.to_dict(), indent=1).encode())
-    missing = sum(v.score is None for v in verdicts.values())
-    print(f"judged {len(verdicts)} generations ({missing} without a score"
-          + (f"; {unrendered} have no saved renders" if unrendered else "") + ")")
-    import pandas as pd
-
-    print(format_table(pd.read_csv(write_leaderboard(run))))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="amodal-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -372,59 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_import(args) -> int:
-    from bench.cases.casefile import read_manifest
-
-    manifest = read_manifest(Path(args.cases))
-    protocol = manifest["protocol"]["name"]
-    if args.out is None:
-        args.out = str(Path(args.cases) / "evaluation")
-    local = load_protocol(protocol)
-    if manifest["protocol"]["content_hash"] != local.content_hash:
-        sys.stderr.write(f"amodal-bench: error: {args.cases} was exported with protocol {protocol} "
-                         f"hash {manifest['protocol']['content_hash']}, this harness has "
-                         f"{local.content_hash}\n")
-        return 2
-    args.objects = sorted({c["object_id"] for c in manifest["cases"]})
-    return _cmd_run(args, protocol, args.methods, cases=args.cases)
-
-
-def _cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -> int:
-    import pandas as pd
-
-    from bench.report.aggregate import format_table
-    from bench.run.appearance import AppearanceConfig, MetricsUnavailable
-    from bench.run.runner import RunConfig, run
-
-    try:
-        appearance = AppearanceConfig(fid_extractors=args.fid_extractors,
-                                      clip_score=not args.no_clip_score, lpips_nets=args.lpips_nets,
-                                      weights=_weights(args.weights))
-    except ValueError as e:
-        sys.stderr.write(f"amodal-bench: error: {e}\n")
-        return 2
-    config = RunConfig(out=args.out, protocol=protocol, methods=methods, dataset=args.dataset,
-                       data=args.data, limit=args.limit, jobs=args.jobs,
-                       rasterizer=args.rasterizer, cache=args.cache, sheets=args.sheets,
-                       object_ids=args.objects, cases=cases, appearance=appearance,
-                       require_metrics=args.require_metrics, alignment=args.alignment,
-                       generation_timeout_s=args.timeout, save_renders=args.save_renders)
-    t0 = time.perf_counter()
-    try:
-        path = run(config)
-    except (DataMissing, MetricsUnavailable, ValueError) as e:
-        sys.stderr.write(f"amodal-bench: error: {e}\n")
-        return 2
-    elapsed = time.perf_counter() - t0
-    print(format_table(pd.read_csv(path)))  # the table just written, not a second aggregation
-    print(f"\nleaderboard: {path}")
-    sheets = sorted((Path(args.out) / "sheets").rglob("*.png"))
-    if sheets:
-        print(f"contact sheets: {Path(args.out) / 'sheets'} ({len(sheets)} PNG)")
-    print(f"elapsed: {elapsed:.1f} s")
-    return 0
-
-
 WRITE_ERRORS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
 
 
@@ -445,21 +201,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     if args.command == "run":
-        return _cmd_run(args, args.protocol, args.methods)
+        return commands.cmd_run(args, args.protocol, args.methods)
     if args.command == "demo":
-        return _cmd_run(args, DEMO_PROTOCOL, DEMO_METHODS)
+        return commands.cmd_run(args, DEMO_PROTOCOL, DEMO_METHODS)
     if args.command == "export-cases":
-        return _cmd_export(args)
+        return commands.cmd_export(args)
     if args.command == "show-case":
-        return _cmd_show(args)
+        return commands.cmd_show(args)
     if args.command == "import":
-        return _cmd_import(args)
+        return commands.cmd_import(args)
     if args.command == "report":
-        return _cmd_report(args)
+        return commands.cmd_report(args)
     if args.command == "drift":
-        return _cmd_drift(args)
+        return commands.cmd_drift(args)
     if args.command == "pcs":
-        return _cmd_pcs(args)
+        return commands.cmd_pcs(args)
     if args.command == "ls":
         if args.what == "protocols":
             for name in list_protocols():

@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.cases.case import AmodalCase, CaseError, build_case
-from bench.inputs.assets import AssetError, Mesh
+from bench.inputs.assets import AssetError
 from bench.inputs.dataset import open_dataset
 from bench.inputs.protocol import Protocol, Setting, load_protocol
 from bench.methods.registry import get_adapter
-from bench.metrics.image import psnr_masked, ssim_masked
 from bench.records.store import (
     Record,
     cloud_path,
@@ -45,19 +44,8 @@ from bench.records.store import (
     write_record,
 )
 from bench.render import render
-from bench.render.pointcloud import sample_point_cloud
-from bench.run.appearance import AppearanceSuite
-from bench.run.gtcache import _gt_side, _sampler
-
-_SUITES: dict[str, AppearanceSuite] = {}
-
-
-def appearance_suite(config) -> AppearanceSuite:
-    """The metric networks of this process, loaded once per configuration."""
-    key = repr(config.appearance)
-    if key not in _SUITES:
-        _SUITES[key] = AppearanceSuite(config.appearance)
-    return _SUITES[key]
+from bench.run.gtcache import _gt_side
+from bench.run.measure import Measurement, Reference, appearance_suite, measure
 
 
 @dataclass(frozen=True)
@@ -82,27 +70,6 @@ class ObjectJob:
         """The (method, setting) items without a record yet, settings first."""
         return [(m, st) for st in self.protocol.settings for m in self.config.methods
                 if not self.path(record_path, m, st).is_file()]
-
-
-@dataclass(frozen=True)
-class Reference:
-    """What every generation of one object is measured against, and with what."""
-
-    backend: str  # the rasterizer's name
-    suite: AppearanceSuite
-    cloud: np.ndarray  # GT rig point cloud
-    features: dict[str, np.ndarray]  # GT rig image features per extractor
-
-
-@dataclass
-class Measurement:
-    """One generation measured: its metrics and what is written next to its record."""
-
-    metrics: dict
-    cloud: np.ndarray | None  # None when the rig render is empty
-    geometry_error: str
-    rig_render: object  # bench.render's render of the eval rig
-    feature_files: dict[str, str]  # extractor -> path relative to the run directory
 
 
 def _object_job(config, protocol: Protocol, dataset: str, object_id: str) -> ObjectJob:
@@ -165,60 +132,6 @@ def generate(config, method: str, case: AmodalCase):
         return _adapter(config, method).generate(case)
 
 
-def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Protocol,
-                         config, suite: AppearanceSuite):
-    """Masked PSNR/SSIM/LPIPS at the input views, the rig render and rig point cloud of one
-    generation."""
-    mesh.validate()
-    cams = [v.camera for v in case.views]
-    pred = render(mesh, cams, protocol.background, config.rasterizer)
-    psnr = [psnr_masked(pred.rgb[i], gt_inputs.rgb[i], v.visibility_mask)
-            for i, v in enumerate(case.views)]
-    ssim = [ssim_masked(pred.rgb[i], gt_inputs.rgb[i], v.visibility_mask)
-            for i, v in enumerate(case.views)]
-    rig = protocol.eval_rig()
-    rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
-    try:
-        cloud, geometry_error = sample_point_cloud(
-            rig_render.depth, rig.cameras, protocol.spec["pointcloud"]["points"], case.seed,
-            _sampler(protocol)), ""
-    except ValueError as e:  # nothing rendered: a failure for the geometry metrics only
-        cloud, geometry_error = None, str(e)
-    metrics = {"psnr_masked": float(np.mean(psnr)), "ssim_masked": float(np.mean(ssim))}
-    metrics.update(suite.lpips_masked(pred.rgb, gt_inputs.rgb, [v.visibility_mask for v in case.views]))
-    return metrics, cloud, geometry_error, rig_render
-
-
-def _image_features(job: ObjectJob, ref: Reference, method: str, st: Setting,
-                    rig_render) -> tuple[dict, dict[str, str]]:
-    """Rig features of one generation written next to its record; the CLIP score against the GT.
-    Returns (metrics, {extractor: relative path})."""
-    from bench.records.features import save_features
-    from bench.run.appearance import CLIP_EXTRACTOR
-
-    metrics, files = {}, {}
-    for name, ext in ref.suite.extractors.items():
-        feats = ref.suite.features(name, rig_render.rgb)
-        path = job.path(features_path, method, st, name)
-        save_features(path, feats, ext)
-        files[name] = str(path.relative_to(job.out))
-        if name == CLIP_EXTRACTOR:
-            metrics["clip_score"] = ref.suite.clip_score(feats, ref.features[name])
-    return metrics, files
-
-
-def measure(job: ObjectJob, ref: Reference, method: str, st: Setting, case: AmodalCase,
-            gt_inputs, mesh: Mesh) -> Measurement:
-    """Image and geometry metrics of one generated mesh; its rig features are written."""
-    metrics, cloud, geometry_error, rig_render = _evaluate_generation(
-        mesh, case, gt_inputs, job.protocol, job.config, ref.suite)
-    feature_files = {}
-    if cloud is not None:  # an empty render has no image features either
-        image_metrics, feature_files = _image_features(job, ref, method, st, rig_render)
-        metrics.update(image_metrics)
-    return Measurement(metrics, cloud, geometry_error, rig_render, feature_files)
-
-
 def _save_renders(directory: Path, rgb: np.ndarray) -> None:
     """(V, H, W, 3) float renders -> view_<k>.png (8-bit, rounded), written atomically."""
     import io
@@ -231,6 +144,19 @@ def _save_renders(directory: Path, rgb: np.ndarray) -> None:
         buf = io.BytesIO()
         Image.fromarray(np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(buf, "PNG")
         atomic_write_bytes(directory / f"view_{k}.png", buf.getvalue())
+
+
+def _write_features(job: ObjectJob, ref: Reference, method: str, st: Setting,
+                    features: dict[str, np.ndarray]) -> dict[str, str]:
+    """Rig features of one generation next to its record; {extractor: path relative to the run}."""
+    from bench.records.features import save_features
+
+    files = {}
+    for name, feats in features.items():
+        path = job.path(features_path, method, st, name)
+        save_features(path, feats, ref.suite.extractors[name])
+        files[name] = str(path.relative_to(job.out))
+    return files
 
 
 def _write_cloud(job: ObjectJob, ref: Reference, method: str, st: Setting,
@@ -258,12 +184,13 @@ def write_success(job: ObjectJob, ref: Reference, method: str, st: Setting, case
     `seconds` counts from t0 (perf_counter) to the record."""
     if job.config.save_renders and m.rig_render is not None:
         _save_renders(job.path(renders_dir, method, st), m.rig_render.rgb)
+    feature_files = _write_features(job, ref, method, st, m.features)
     pointcloud, alignment = _write_cloud(job, ref, method, st, m.cloud)
     write_record(job.path(record_path, method, st),
                  Record(method=job.labels[method], views=st.views, occlusion_degree=st.degree,
                         status="ok", metrics=m.metrics,
                         pointcloud=pointcloud,
-                        features=m.feature_files,
+                        features=feature_files,
                         rasterizer=ref.backend,
                         seconds=round(time.perf_counter() - t0, 3),
                         meta={"occlusion_ratio": case.occlusion_ratio,
@@ -289,7 +216,7 @@ def evaluate_item(job: ObjectJob, ref: Reference, method: str, st: Setting, case
             write_failure(job, method, st, gen.meta.get("reason", "method returned no mesh"),
                           backend=ref.backend, meta=gen.meta)
             return None
-        m = measure(job, ref, method, st, case, gt_inputs, gen.mesh)
+        m = measure(job.protocol, job.config, ref, case, gt_inputs, gen.mesh)
     except Exception as e:  # failures are data: record and go on
         write_failure(job, method, st, f"{type(e).__name__}: {e}", traceback.format_exc(),
                       ref.backend)

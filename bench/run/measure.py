@@ -1,0 +1,100 @@
+"""Measuring one generation against the GT side of its object: masked PSNR/SSIM/LPIPS at the
+input views, the eval-rig render and point cloud, rig image features and the CLIP score.
+Nothing is written here (bench.run.evaluate writes the files and the record).
+
+`config` is a bench.run.runner.RunConfig.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.cases.case import AmodalCase
+from bench.inputs.assets import Mesh
+from bench.inputs.protocol import Protocol
+from bench.metrics.image import psnr_masked, ssim_masked
+from bench.render import render
+from bench.render.pointcloud import sample_point_cloud
+from bench.run.appearance import AppearanceSuite
+from bench.run.gtcache import _sampler
+
+_SUITES: dict[str, AppearanceSuite] = {}
+
+
+def appearance_suite(config) -> AppearanceSuite:
+    """The metric networks of this process, loaded once per configuration."""
+    key = repr(config.appearance)
+    if key not in _SUITES:
+        _SUITES[key] = AppearanceSuite(config.appearance)
+    return _SUITES[key]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What every generation of one object is measured against, and with what."""
+
+    backend: str  # the rasterizer's name
+    suite: AppearanceSuite
+    cloud: np.ndarray  # GT rig point cloud
+    features: dict[str, np.ndarray]  # GT rig image features per extractor
+
+
+@dataclass
+class Measurement:
+    """One generation measured: its metrics and what is written next to its record."""
+
+    metrics: dict
+    cloud: np.ndarray | None  # None when the rig render is empty
+    geometry_error: str
+    rig_render: object  # bench.render's render of the eval rig
+    features: dict[str, np.ndarray]  # extractor -> rig image features (V, d)
+
+
+def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Protocol,
+                         config, suite: AppearanceSuite):
+    """Masked PSNR/SSIM/LPIPS at the input views, the rig render and rig point cloud of one
+    generation."""
+    mesh.validate()
+    cams = [v.camera for v in case.views]
+    pred = render(mesh, cams, protocol.background, config.rasterizer)
+    psnr = [psnr_masked(pred.rgb[i], gt_inputs.rgb[i], v.visibility_mask)
+            for i, v in enumerate(case.views)]
+    ssim = [ssim_masked(pred.rgb[i], gt_inputs.rgb[i], v.visibility_mask)
+            for i, v in enumerate(case.views)]
+    rig = protocol.eval_rig()
+    rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
+    try:
+        cloud, geometry_error = sample_point_cloud(
+            rig_render.depth, rig.cameras, protocol.spec["pointcloud"]["points"], case.seed,
+            _sampler(protocol)), ""
+    except ValueError as e:  # nothing rendered: a failure for the geometry metrics only
+        cloud, geometry_error = None, str(e)
+    metrics = {"psnr_masked": float(np.mean(psnr)), "ssim_masked": float(np.mean(ssim))}
+    metrics.update(suite.lpips_masked(pred.rgb, gt_inputs.rgb, [v.visibility_mask for v in case.views]))
+    return metrics, cloud, geometry_error, rig_render
+
+
+def _image_features(ref: Reference, rig_render) -> tuple[dict, dict[str, np.ndarray]]:
+    """Rig image features of one generation per extractor, and the CLIP score against the GT."""
+    from bench.run.appearance import CLIP_EXTRACTOR
+
+    metrics, features = {}, {}
+    for name in ref.suite.extractors:
+        features[name] = ref.suite.features(name, rig_render.rgb)
+        if name == CLIP_EXTRACTOR:
+            metrics["clip_score"] = ref.suite.clip_score(features[name], ref.features[name])
+    return metrics, features
+
+
+def measure(protocol: Protocol, config, ref: Reference, case: AmodalCase, gt_inputs,
+            mesh: Mesh) -> Measurement:
+    """Image and geometry metrics of one generated mesh (nothing is written here)."""
+    metrics, cloud, geometry_error, rig_render = _evaluate_generation(
+        mesh, case, gt_inputs, protocol, config, ref.suite)
+    features = {}
+    if cloud is not None:  # an empty render has no image features either
+        image_metrics, features = _image_features(ref, rig_render)
+        metrics.update(image_metrics)
+    return Measurement(metrics, cloud, geometry_error, rig_render, features)

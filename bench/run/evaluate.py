@@ -22,6 +22,7 @@ import traceback
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from bench.records.store import (
     gt_cloud_path,
     gt_features_path,
     provenance,
+    read_record,
     record_path,
     renders_dir,
     traceback_digest,
@@ -45,7 +47,7 @@ from bench.records.store import (
 )
 from bench.render import render
 from bench.run.gtcache import _gt_side
-from bench.run.measure import Measurement, Reference, appearance_suite, measure
+from bench.run.measure import Measurement, Reference, appearance_suite, background_features, measure
 
 
 @dataclass(frozen=True)
@@ -67,18 +69,40 @@ class ObjectJob:
                      st.degree, *extra)
 
     def pending(self) -> list[tuple[str, Setting]]:
-        """The (method, setting) items without a record yet, settings first."""
+        """The (method, setting) items without a final record yet, settings first: a missing
+        record, or a harness error (status "error"), which is retried and never kept."""
         return [(m, st) for st in self.protocol.settings for m in self.config.methods
-                if not self.path(record_path, m, st).is_file()]
+                if not _final(self.path(record_path, m, st))]
 
 
-def _object_job(config, protocol: Protocol, dataset: str, object_id: str) -> ObjectJob:
+def _final(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return read_record(path).status != "error"
+    except ValueError:  # a corrupt record is redone
+        return False
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file, "" when it cannot be read (the load then fails with the reason)."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _object_job(config, protocol: Protocol, dataset: str, object_id: str,
+                mesh_sha256: str = "") -> ObjectJob:
     prov = provenance()
     from bench.methods.registry import method_name
 
     labels = {m: method_name(m) for m in config.methods}  # the name records are kept under
     base = dict(protocol=protocol.name, protocol_hash=protocol.content_hash, dataset=dataset,
-                object_id=object_id, seed=protocol.seed_for(object_id), provenance=prov)
+                object_id=object_id, seed=protocol.seed_for(object_id), mesh_sha256=mesh_sha256,
+                provenance=prov)
     return ObjectJob(config, protocol, Path(config.out), object_id, labels, base)
 
 
@@ -88,13 +112,20 @@ def _scalars(meta: dict) -> dict:
 
 
 def write_failure(job: ObjectJob, method: str, st: Setting, reason: str, tb: str = "",
-                  backend: str = "", meta: dict | None = None) -> None:
-    """The failure record of one item: its reason, the digest of its traceback, the method's meta."""
+                  backend: str = "", meta: dict | None = None, failure: str = "method",
+                  features: dict[str, str] | None = None) -> None:
+    """The failure record of one item: its reason, its kind (bench.records.store.FAILURES), the
+    digest of its traceback, the method's meta; `features`: the background-only render's feature
+    files a failed generation contributes to the set-level image metrics. A harness error is
+    written with status "error" (retried on resume, never counted against the method)."""
     write_record(job.path(record_path, method, st),
                  Record(method=job.labels[method], views=st.views, occlusion_degree=st.degree,
-                        status="failed", reason=reason,
-                        traceback_digest=traceback_digest(tb) if tb else "",
-                        rasterizer=backend, meta={"generation": _scalars(meta or {})}, **job.base))
+                        status="error" if failure == "harness" else "failed", reason=reason,
+                        failure=failure, traceback_digest=traceback_digest(tb) if tb else "",
+                        features=features or {},
+                        rasterizer=backend, meta={"generation": _scalars(meta or {}),
+                                                  **({"features_of": "background"} if features else {})},
+                        **job.base))
 
 
 def _raise_timeout(seconds: float, signum, frame):
@@ -212,37 +243,61 @@ def evaluate_item(job: ObjectJob, ref: Reference, method: str, st: Setting, case
     t0 = time.perf_counter()
     try:
         gen = generate(job.config, method, case)
-        if gen.mesh is None:  # the method's own reason and its log (workers) are kept
-            write_failure(job, method, st, gen.meta.get("reason", "method returned no mesh"),
-                          backend=ref.backend, meta=gen.meta)
-            return None
-        m = measure(job.protocol, job.config, ref, case, gt_inputs, gen.mesh)
-    except Exception as e:  # failures are data: record and go on
-        write_failure(job, method, st, f"{type(e).__name__}: {e}", traceback.format_exc(),
-                      ref.backend)
+    except Exception as e:  # the method failed: failures are data, record and go on
+        _method_failure(job, ref, method, st, f"{type(e).__name__}: {e}", traceback.format_exc())
         return None
-    write_success(job, ref, method, st, case, gen.meta, m, t0)
+    if gen.mesh is None:  # the method's own reason and its log (workers) are kept
+        _method_failure(job, ref, method, st, gen.meta.get("reason", "method returned no mesh"),
+                        meta=gen.meta)
+        return None
+    try:
+        gen.mesh.validate()
+    except AssetError as e:  # a degenerate output is the method's failure
+        _method_failure(job, ref, method, st, f"invalid mesh: {e}", meta=gen.meta)
+        return None
+    try:
+        m = measure(job.protocol, job.config, ref, case, gt_inputs, gen.mesh)
+        write_success(job, ref, method, st, case, gen.meta, m, t0)
+    except Exception as e:  # the harness failed, not the method: retried on resume
+        write_failure(job, method, st, f"harness: {type(e).__name__}: {e}", traceback.format_exc(),
+                      ref.backend, gen.meta, failure="harness")
+        return None
     return m.rig_render
 
 
+def _method_failure(job: ObjectJob, ref: Reference, method: str, st: Setting, reason: str,
+                    tb: str = "", meta: dict | None = None) -> None:
+    """A method failure record; it carries the features of a background-only rig render, so a
+    method that fails often cannot get a better FID/KID by leaving its failures out."""
+    try:
+        files = _write_features(job, ref, method, st, background_features(job.protocol, ref))
+    except Exception as e:  # the harness failed while scoring the failure: retried on resume
+        write_failure(job, method, st, f"harness: {type(e).__name__}: {e}", traceback.format_exc(),
+                      ref.backend, meta, failure="harness")
+        return
+    write_failure(job, method, st, reason, tb, ref.backend, meta, features=files)
+
+
 def evaluate_setting(job: ObjectJob, ref: Reference, asset, st: Setting, methods: list[str],
-                     keep_renders: bool) -> dict:
-    """Every method of `methods` on one setting of the object (one record each). Returns, when
-    keep_renders, {(method label, setting label): (case, rig render)} of the items recorded ok."""
+                     keep_renders: bool) -> None:
+    """Every method of `methods` on one setting of the object (one record each). keep_renders:
+    the rig renders of the items recorded ok go to the contact-sheet folder."""
     try:
         case = build_case(asset, job.protocol, st.views, st.degree)
     except CaseError as e:
         for m in methods:
-            write_failure(job, m, st, f"case: {e}", backend=ref.backend)
-        return {}
+            write_failure(job, m, st, f"case: {e}", backend=ref.backend, failure="input")
+        return
     gt_inputs = render(asset.mesh, [v.camera for v in case.views], job.protocol.background,
                        job.config.rasterizer)
-    renders = {}
     for method in methods:
         rig_render = evaluate_item(job, ref, method, st, case, gt_inputs)
         if rig_render is not None and keep_renders:
-            renders[(job.labels[method], st.label)] = (case, rig_render)
-    return renders
+            _save_renders(_sheet_renders_dir(job, job.labels[method], st), rig_render.rgb)
+
+
+def _sheet_renders_dir(job: ObjectJob, label: str, st: Setting) -> Path:
+    return job.out / "sheets" / "renders" / job.protocol.name / label / st.label / job.object_id
 
 
 def _reference(job: ObjectJob, asset, dataset: str) -> Reference:
@@ -261,21 +316,38 @@ def _reference(job: ObjectJob, asset, dataset: str) -> Reference:
     return Reference(backend, suite, gt, gt_feats)
 
 
-def _write_sheet(job: ObjectJob, asset, sheet_renders: dict) -> None:
+def _write_sheet(job: ObjectJob, asset) -> None:
+    """The object's contact sheet from every item whose rig renders are on disk, so a resumed run
+    shows the settings done before the restart too (cases are rebuilt: they are seeded)."""
+    from PIL import Image
+
     from bench.run.sheets import write_contact_sheet
 
     protocol, config = job.protocol, job.config
+    generations = {}
+    for st in protocol.settings:
+        found = {job.labels[m]: _sheet_renders_dir(job, job.labels[m], st) for m in config.methods}
+        found = {label: d for label, d in found.items() if (d / "view_0.png").is_file()}
+        if not found:
+            continue
+        case = build_case(asset, protocol, st.views, st.degree)
+        for label, d in found.items():
+            views = sorted(d.glob("view_*.png"), key=lambda p: int(p.stem.split("_")[1]))
+            rgb = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) / 255 for p in views])
+            generations[(label, st.label)] = (case, SimpleNamespace(rgb=rgb))
+    if not generations:
+        return
     rig = protocol.eval_rig()
     gt_rig = render(asset.mesh, rig.cameras, protocol.background, config.rasterizer)
     write_contact_sheet(job.out / "sheets" / protocol.name / f"{job.object_id}.png", gt_rig,
-                        sheet_renders)
+                        generations)
 
 
 def evaluate_object(config, object_id: str, index: int) -> int:
     """Evaluate every method and setting on one object; returns the number of records written."""
     protocol = load_protocol(config.protocol)
     ds = open_dataset(config.dataset, config.data)
-    job = _object_job(config, protocol, ds.name, object_id)
+    job = _object_job(config, protocol, ds.name, object_id, _file_sha256(ds.mesh_path(object_id)))
     todo = job.pending()
     if not todo:
         return 0
@@ -283,16 +355,22 @@ def evaluate_object(config, object_id: str, index: int) -> int:
         asset = ds.load(object_id)
     except AssetError as e:
         for m, st in todo:
-            write_failure(job, m, st, f"asset: {e}")
+            write_failure(job, m, st, f"asset: {e}", failure="input")
         return len(todo)
-    ref = _reference(job, asset, ds.name)
-    sheet_renders, written = {}, 0
+    try:
+        ref = _reference(job, asset, ds.name)
+    except ValueError as e:  # e.g. the GT renders nothing in the eval rig: no reference
+        for m, st in todo:
+            write_failure(job, m, st, f"asset: the ground truth cannot be measured: {e}",
+                          traceback.format_exc(), failure="input")
+        return len(todo)
+    written = 0
     for st in job.protocol.settings:
         methods = [m for m, s in todo if s == st]
         if not methods:
             continue
-        sheet_renders.update(evaluate_setting(job, ref, asset, st, methods, index < config.sheets))
+        evaluate_setting(job, ref, asset, st, methods, index < config.sheets)
         written += len(methods)
-    if sheet_renders:
-        _write_sheet(job, asset, sheet_renders)
+    if index < config.sheets:
+        _write_sheet(job, asset)
     return written

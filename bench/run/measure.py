@@ -59,10 +59,12 @@ def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Prot
     mesh.validate()
     cams = [v.camera for v in case.views]
     pred = render(mesh, cams, protocol.background, config.rasterizer)
-    psnr = [psnr_masked(pred.rgb[i], gt_inputs.rgb[i], v.visibility_mask)
-            for i, v in enumerate(case.views)]
-    ssim = [ssim_masked(pred.rgb[i], gt_inputs.rgb[i], v.visibility_mask)
-            for i, v in enumerate(case.views)]
+    masks = [v.visibility_mask for v in case.views]
+    # PSNR of the object: from the MSE pooled over the masked pixels of all its input views
+    # (views stacked along the image rows), so one identical view cannot make it infinite
+    psnr = psnr_masked(np.concatenate(list(pred.rgb)), np.concatenate(list(gt_inputs.rgb)),
+                       np.concatenate(masks))
+    ssim = [ssim_masked(pred.rgb[i], gt_inputs.rgb[i], masks[i]) for i in range(len(masks))]
     rig = protocol.eval_rig()
     rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
     try:
@@ -71,7 +73,7 @@ def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Prot
             _sampler(protocol)), ""
     except ValueError as e:  # nothing rendered: a failure for the geometry metrics only
         cloud, geometry_error = None, str(e)
-    metrics = {"psnr_masked": float(np.mean(psnr)), "ssim_masked": float(np.mean(ssim))}
+    metrics = {"psnr_masked": float(psnr), "ssim_masked": float(np.mean(ssim))}
     metrics.update(suite.lpips_masked(pred.rgb, gt_inputs.rgb, [v.visibility_mask for v in case.views]))
     return metrics, cloud, geometry_error, rig_render
 
@@ -93,8 +95,26 @@ def measure(protocol: Protocol, config, ref: Reference, case: AmodalCase, gt_inp
     """Image and geometry metrics of one generated mesh (nothing is written here)."""
     metrics, cloud, geometry_error, rig_render = _evaluate_generation(
         mesh, case, gt_inputs, protocol, config, ref.suite)
-    features = {}
-    if cloud is not None:  # an empty render has no image features either
-        image_metrics, features = _image_features(ref, rig_render)
-        metrics.update(image_metrics)
+    # an empty rig render (nothing rendered) is a background-only render: it keeps its image
+    # features, as a failed generation does (bench.run.evaluate), so failures never flatter FID
+    image_metrics, features = _image_features(ref, rig_render)
+    metrics.update(image_metrics)
     return Measurement(metrics, cloud, geometry_error, rig_render, features)
+
+
+_BACKGROUND: dict[tuple, dict[str, np.ndarray]] = {}
+
+
+def background_features(protocol: Protocol, ref: Reference) -> dict[str, np.ndarray]:
+    """Rig image features of a background-only render (what a failed generation contributes to
+    FID/KID): every rig view filled with the protocol's background colour. Cached per process."""
+    from bench.inputs.protocol import background_rgb
+
+    rig = protocol.eval_rig()
+    key = (protocol.background, tuple((c.height, c.width) for c in rig.cameras),
+           tuple(sorted((n, e.weights_sha256) for n, e in ref.suite.extractors.items())))
+    if key not in _BACKGROUND:
+        blank = np.stack([np.broadcast_to(background_rgb(protocol.background), (c.height, c.width, 3))
+                          for c in rig.cameras]).astype(np.float32)
+        _BACKGROUND[key] = {name: ref.suite.features(name, blank) for name in ref.suite.extractors}
+    return _BACKGROUND[key]

@@ -104,7 +104,9 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
     p.add_argument("--no-clip-score", action="store_true", help="skip the CLIP score")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="weights file for a metric network: inception, clip-vit-b-32, mobilenet, "
-                        "lpips-alex, lpips-vgg, lpips-mobilenet (repeatable)")
+                        "lpips-alex, lpips-vgg, lpips-mobilenet (repeatable). An unknown name, a network "
+                        "the run does not use, a missing file or one whose sha256 is not the official "
+                        "one is an error before any work (without --weights: NaN + reason in notes)")
     p.add_argument("--alignment", default="none", choices=["none", "yaw", "yaw+icp"],
                    help="also report COV/MMD after aligning each generation to the GT (uses the GT: "
                         "printed in separate *_aligned columns, recorded in every record)")

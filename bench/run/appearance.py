@@ -13,17 +13,24 @@ A run measures appearance three ways (PROTOCOLS.md section 4):
 recorded as missing with the reason (WeightsMissing's message), its metrics stay NaN, and the
 run goes on; `require=True` turns any missing network into an error before work starts. Metric
 names, non-standard marks and note texts are bench.metrics.catalog's.
+
+Weights named explicitly (`AppearanceConfig.weights`, the CLI's `--weights NAME=PATH`) are never
+a NaN: `check_explicit_weights` (run by `AppearanceSuite` before it loads anything) raises
+`WeightsRejected` for an unknown network name, a network this run does not use, a path that is
+not a file, or a file whose sha256 is not the official one (where it is pinned). Only the
+implicit search (environment variable, library caches) may leave metrics NaN.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from bench.metrics.catalog import fid_metric_names, missing_notes
-from bench.metrics.weights import WeightsMismatch, WeightsMissing
+from bench.metrics.weights import WeightsMismatch, WeightsMissing, WeightsSpec, file_sha256
 
 CLIP_EXTRACTOR = "clip-vit-b-32"
 DEFAULT_FID_EXTRACTORS = ("inception", "mobilenet")
@@ -32,6 +39,11 @@ DEFAULT_LPIPS_NETS = ("alex", "mobilenet")
 
 class MetricsUnavailable(RuntimeError):
     """--require-metrics was given and some metric network cannot be loaded."""
+
+
+class WeightsRejected(ValueError):
+    """An explicit weights entry names an unknown network or one the run does not use, or a file
+    that is missing or is not the official one. One line: network, path, what is wrong."""
 
 
 @dataclass
@@ -45,6 +57,61 @@ class AppearanceConfig:
     lpips_nets: list[str] = field(default_factory=lambda: list(DEFAULT_LPIPS_NETS))
     weights: dict[str, str] = field(default_factory=dict)
     batch_size: int = 32
+
+
+def weights_specs() -> dict[str, WeightsSpec]:
+    """Every name `AppearanceConfig.weights` accepts -> the spec of its file: the feature
+    extractors by name, the LPIPS nets as "lpips-<net>"."""
+    from bench.metrics.features import EXTRACTORS
+    from bench.metrics.lpips import LPIPS_NETS
+
+    out = {name: info.spec for name, info in EXTRACTORS.items()}
+    out.update({f"lpips-{net}": info.spec for net, info in LPIPS_NETS.items()})
+    return out
+
+
+def _used_by(config: AppearanceConfig) -> set[str]:
+    """The weights names whose networks this run loads."""
+    return ({*config.fid_extractors, *([CLIP_EXTRACTOR] if config.clip_score else [])}
+            | {f"lpips-{n}" for n in config.lpips_nets})
+
+
+def check_explicit_weights(config: AppearanceConfig) -> dict[str, Path]:
+    """Check every explicitly named weights file before any work: the name is a known network
+    that this run uses, the path is a file, and its sha256 is the official one where that is
+    pinned (unpinned, inception: the hash is recorded when it loads). Returns name -> path;
+    raises WeightsRejected (one line naming network, path and the problem) otherwise."""
+    specs, used = weights_specs(), _used_by(config)
+    out = {}
+    for name, path in config.weights.items():
+        what = f"--weights {name}={path}"
+        if name not in specs:
+            raise WeightsRejected(f"{what}: unknown network {name!r}; known: {', '.join(sorted(specs))}")
+        if name not in used:
+            if name.startswith("lpips-"):
+                hint = (f"--lpips-nets is {','.join(config.lpips_nets) or '(none)'}: add "
+                        f"{name.removeprefix('lpips-')} to it")
+            elif name == CLIP_EXTRACTOR:
+                hint = "--no-clip-score was given and it is not in --fid-extractors"
+            else:
+                hint = f"--fid-extractors is {','.join(config.fid_extractors) or '(none)'}: add {name} to it"
+            raise WeightsRejected(f"{what}: network {name} is not used by this run ({hint}, or drop "
+                                  "this --weights)")
+        spec, file = specs[name], Path(path)
+        if not file.exists():
+            raise WeightsRejected(f"{what}: no such file (network {name} needs {spec.filename}: "
+                                  f"{spec.source})")
+        if not file.is_file():
+            raise WeightsRejected(f"{what}: not a file (network {name} needs {spec.filename})")
+        try:
+            sha256 = file_sha256(file)
+        except OSError as e:
+            raise WeightsRejected(f"{what}: cannot be read ({e.strerror or e})") from e
+        if not spec.matches(sha256):
+            raise WeightsRejected(f"{what}: sha256 {sha256} is not the official {spec.filename}'s "
+                                  f"({spec.official}): a damaged or different file for network {name}")
+        out[name] = file
+    return out
 
 
 def _valid_rgb(images: np.ndarray, what: str) -> None:
@@ -67,19 +134,27 @@ class AppearanceSuite:
         for name in wanted:
             if name not in EXTRACTORS:
                 raise ValueError(f"unknown feature extractor {name!r}; known: {', '.join(EXTRACTORS)}")
+        for net in config.lpips_nets:
+            if net not in LPIPS_NETS:
+                raise ValueError(f"unknown LPIPS net {net!r}; known: {', '.join(LPIPS_NETS)}")
+        check_explicit_weights(config)  # explicit weights are right or an error, never a NaN
+        for name in wanted:
             try:
                 self.extractors[name] = load_extractor(name, config.weights.get(name))
             except (WeightsMissing, WeightsMismatch) as e:
+                if name in config.weights:  # changed since the check: still an error, not a NaN
+                    raise WeightsRejected(f"--weights {name}={config.weights[name]}: {e}") from e
                 metrics = (["clip_score"] if name == CLIP_EXTRACTOR else []) + (
                     fid_metric_names(name) if name in config.fid_extractors else [])
                 for m in metrics:
                     self.missing[m] = str(e)
         for net in config.lpips_nets:
-            if net not in LPIPS_NETS:
-                raise ValueError(f"unknown LPIPS net {net!r}; known: {', '.join(LPIPS_NETS)}")
             try:
                 self.lpips[net] = load_lpips(net, config.weights.get(f"lpips-{net}"))
             except (WeightsMissing, WeightsMismatch) as e:
+                key = f"lpips-{net}"
+                if key in config.weights:
+                    raise WeightsRejected(f"--weights {key}={config.weights[key]}: {e}") from e
                 self.missing[LPIPS_NETS[net].metric] = str(e)
 
     def require(self) -> None:

@@ -25,7 +25,9 @@ class Generation:
     meta: anything the method wants recorded (sampler settings, seeds, weights hash).
     gaussians: a 3D Gaussian splat output (bench.inputs.gaussians.Gaussians), kept as Gaussians for
         rendering later; the mesh metrics use `mesh`.
-    parts: completed part meshes of a part-completion method (HoloPart), in the object frame.
+    parts: completed part meshes of a part-completion method (HoloPart), in the object frame;
+        filled by the holopart adapter, not evaluated yet: the leaderboard has no part_* columns
+        until the part protocol (issue "parts") scores them.
     """
 
     mesh: Mesh | None

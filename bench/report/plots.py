@@ -38,9 +38,6 @@ METRICS: list[tuple[str, str, str]] = [(col, compact(col), fmt) for col, fmt in 
     ("fid_mobilenet", "{:.2f}"),
     ("kid_mobilenet", "{:.3f}"),
     ("lpips_masked_mobilenet", "{:.4f}"),
-    ("part_chamfer", "{:.4g}"),
-    ("part_iou", "{:.4f}"),
-    ("part_fscore", "{:.4f}"),
 ]]
 
 

@@ -149,3 +149,30 @@ def test_gt_cache_key_changes_with_the_code(tmp_path, monkeypatch):
     assert gtcache.code_hash(("pointcloud_copy",)) != before
     assert "bench.render.pointcloud" in gtcache.GT_CODE and "bench.render.shading" in gtcache.GT_CODE
     assert json.dumps(gtcache.GT_CODE_HASH) and len(gtcache.GT_CODE_HASH) == 64
+
+
+def test_a_changed_mesh_never_reuses_a_gt_cache_entry(tmp_path, gso_root):
+    """Item 9: the GT cache is keyed by the mesh's content: one changed vertex is a new entry
+    (and a new GT cloud), the unchanged mesh hits its entry."""
+    from dataclasses import replace
+
+    from bench.inputs.dataset import open_dataset
+    from bench.inputs.protocol import load_protocol
+    from bench.run.appearance import AppearanceConfig, AppearanceSuite
+    from bench.run.gtcache import _gt_side
+
+    protocol = load_protocol("amodal3r-gso")
+    mesh = open_dataset("gso", gso_root).load(GOOD).mesh
+    moved = mesh.vertices.copy()
+    moved[0] += 0.01
+    changed = replace(mesh, vertices=moved)
+    suite = AppearanceSuite(AppearanceConfig(fid_extractors=[], lpips_nets=[], clip_score=False))
+    config = RunConfig(out=str(tmp_path / "run"), protocol="amodal3r-gso", methods=["oracle"],
+                       cache=str(tmp_path / "c"))
+    gt_a, _ = _gt_side(config, protocol, mesh, GOOD, "gso", "moderngl", suite)
+    entries = sorted((tmp_path / "c" / "gt").iterdir())
+    gt_b, _ = _gt_side(config, protocol, changed, GOOD, "gso", "moderngl", suite)
+    assert len(sorted((tmp_path / "c" / "gt").iterdir())) == len(entries) + 1
+    _gt_side(config, protocol, mesh, GOOD, "gso", "moderngl", suite)  # a hit: nothing new
+    assert len(sorted((tmp_path / "c" / "gt").iterdir())) == len(entries) + 1
+    assert not np.array_equal(gt_a, gt_b)

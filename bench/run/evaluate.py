@@ -230,6 +230,8 @@ def write_success(job: ObjectJob, ref: Reference, method: str, st: Setting, case
                               "visible_fractions": [v.visible_fraction for v in case.views],
                               "generation": _scalars(gen_meta),
                               "alignment": alignment,
+                              "normalization": job.protocol.spec["pointcloud"].get("normalization",
+                                                                                   "none"),
                               "fid_extractors": ref.suite.fid_names,
                               "weights_sha256": ref.suite.weights_sha256(),
                               "missing_metrics": ref.suite.missing},

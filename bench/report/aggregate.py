@@ -1,9 +1,13 @@
 """Aggregate records into the leaderboard: one row per (method, protocol, views, occlusion degree).
 
 Per-object metrics (masked PSNR/SSIM) are averaged over successful objects; set-level metrics
-(COV/MMD, P-FID/P-KID) are computed once from all stored point clouds of the group against the
-GT clouds of every object whose asset loaded; `n_geometry` says how many generated clouds they
-used. mmd_cd is reported x1000, cov_cd x100 (%), as the papers print. P-FID/P-KID need Point-E's
+(COV/MMD, P-FID/P-KID, FID/KID) are computed once from all stored point clouds / features of the
+group against the protocol's reference set (bench.report.refset: the GT of every object of the
+protocol whose asset loaded in the run, the same for every row of the protocol; `n_reference`,
+`reference_set`); `complete` is false, and `notes` names the missing objects, when the row's method
+did not attempt every reference object (such a row is never ranked); `n_geometry` says how many
+generated clouds they used. Harness errors (status "error", retried on resume) are not counted.
+mmd_cd is reported x1000, cov_cd x100 (%), as the papers print. P-FID/P-KID need Point-E's
 `pointnet.pt`; without it they are NaN and the `notes` column says why.
 
 Image metrics (computed by bench.run.appearance, named in bench.metrics.catalog): fid_<extractor>
@@ -26,16 +30,18 @@ import pandas as pd
 
 from bench.files import atomic_write_bytes
 from bench.metrics.geometry import coverage_mmd
-from bench.records.store import gt_cloud_path, load_records
+from bench.records.store import gt_cloud_path, load_records, read_cloud
+from bench.report.refset import reference_ids, reference_set_id
 
 FID_EXTRACTORS = ("inception", "mobilenet")  # extractors with leaderboard columns
 PER_RECORD_IMAGE_METRICS = ["clip_score", "lpips_masked", "lpips_masked_vgg", "lpips_masked_mobilenet"]
 IMAGE_COLUMNS = [c for e in FID_EXTRACTORS for c in (f"fid_{e}", f"kid_{e}", f"kid_{e}_std")] + \
     PER_RECORD_IMAGE_METRICS + ["n_images", "pcs", "pcs_n", "pcs_judge"]
-COLUMNS = ["method", "protocol", "views", "occlusion_degree", "n", "success_rate", "psnr_masked",
+COLUMNS = ["method", "protocol", "views", "occlusion_degree", "n", "n_reference", "complete",
+           "success_rate", "psnr_masked",
            "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "pkid_pointnet", "pkid_pointnet_std",
            "n_geometry", "mmd_cd_aligned", "cov_cd_aligned", "alignment", *IMAGE_COLUMNS,
-           "dataset", "protocol_hash", "rasterizer", "pointnet_sha256",
+           "dataset", "protocol_hash", "reference_set", "rasterizer", "pointnet_sha256",
            "notes"]
 
 
@@ -87,8 +93,13 @@ def _image_distribution(out: Path, protocol: str, ok: list, ref_ids: list) -> tu
             continue
         sha = hashes.pop()
         gens = [load_features(out / r.features[name], name, sha) for r in ok if name in r.features]
-        refs = [load_features(p, name, sha) for p in (gt_features_path(out, protocol, i, name)
-                                                       for i in ref_ids) if p.is_file()]
+        refs = []
+        for i in ref_ids:
+            path = gt_features_path(out, protocol, i, name)
+            if not path.is_file():
+                raise ValueError(f"GT features {path} are missing: {i} is a reference object of "
+                                 f"{protocol} (its asset loaded) and the run computed {name} features")
+            refs.append(load_features(path, name, sha))
         k = metric_key(name)
         gen_x = np.concatenate(gens) if gens else np.zeros((0, 1))
         ref_x = np.concatenate(refs) if refs else np.zeros((0, 1))
@@ -113,7 +124,15 @@ def _pcs(out: Path, ok: list) -> tuple[dict, list]:
     for r in ok:
         p = pcs_path(out, r.protocol, r.method, r.views, r.object_id, r.occlusion_degree)
         if p.is_file():
-            verdicts.append(json.loads(p.read_text()))
+            try:
+                verdict = json.loads(p.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ValueError(f"corrupt PCS verdict {p}: {e}") from e
+            score = verdict.get("score") if isinstance(verdict, dict) else None
+            if not isinstance(verdict, dict) or not (score is None or isinstance(score, (int, float))
+                                                     and not isinstance(score, bool)):
+                raise ValueError(f"corrupt PCS verdict {p}: expected an object with a numeric or null score")
+            verdicts.append(verdict)
     if not verdicts:
         return {"pcs": float("nan"), "pcs_n": 0, "pcs_judge": ""}, []
     scores = [v["score"] for v in verdicts if v.get("score") is not None]
@@ -137,6 +156,28 @@ def _metric_notes(recs: list, row: dict) -> list[str]:
     return missing_notes(missing) + grouped_notes(shown)
 
 
+def _references(out: Path, records: list) -> dict[str, tuple[list[str], list[np.ndarray]]]:
+    """{protocol: (reference object ids, their GT clouds)} (bench.report.refset). Raises
+    ValueError when a protocol's records come from several protocol versions, or naming the GT
+    cloud of a reference object that is missing or unreadable."""
+    out_refs = {}
+    for protocol in sorted({r.protocol for r in records}):
+        hashes = sorted({r.protocol_hash for r in records if r.protocol == protocol})
+        if len(hashes) > 1:
+            raise ValueError(f"{protocol}: records from different protocol versions {hashes}; "
+                             "use a fresh --out")
+        ids = reference_ids(out, records, protocol)
+        clouds = []
+        for i in ids:
+            path = gt_cloud_path(out, protocol, i)
+            if not path.is_file():
+                raise ValueError(f"GT point cloud {path} is missing: {i} has records of {protocol} "
+                                 "that are not asset failures (damaged run directory)")
+            clouds.append(read_cloud(path))
+        out_refs[protocol] = (ids, clouds)
+    return out_refs
+
+
 def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFrame:
     """pointnet_weights: path to pointnet.pt (default: $AMODAL_BENCH_POINTNET or the cache)."""
     out = Path(out)
@@ -144,28 +185,32 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
     if not records:
         raise ValueError(f"no records under {out / 'records'}")
     pointnet = _PointNet(pointnet_weights)
+    references = _references(out, records)
     groups: dict[tuple, list] = {}
     for r in records:
         degree = -1.0 if r.occlusion_degree is None else r.occlusion_degree  # sortable
         groups.setdefault((r.method, r.protocol, r.views, degree), []).append(r)
     rows = []
-    for (method, protocol, views, degree), recs in sorted(groups.items()):
-        hashes = {r.protocol_hash for r in recs}
-        if len(hashes) > 1:
-            raise ValueError(f"{method}/{protocol}/views-{views}: records from different protocol "
-                             f"versions {sorted(hashes)}; use a fresh --out")
+    for (method, protocol, views, degree), group in sorted(groups.items()):
+        recs = [r for r in group if r.status != "error"]  # harness errors: retried, not counted
+        if not recs:
+            continue
         ok = [r for r in recs if r.ok]
-        ref_ids = sorted({r.object_id for r in recs
-                          if gt_cloud_path(out, protocol, r.object_id).is_file()})
-        refs = [np.load(gt_cloud_path(out, protocol, i)) for i in ref_ids]
-        gens = [np.load(out / r.pointcloud) for r in ok if r.pointcloud]
+        ref_ids, refs = references[protocol]
+        missing = sorted(set(ref_ids) - {r.object_id for r in recs})
+        gens = [read_cloud(out / r.pointcloud) for r in ok if r.pointcloud]
         cov, mmd = coverage_mmd(gens, refs) if refs else (float("nan"), float("nan"))
         pfid, pkid, pkid_std = pointnet.scores(gens, refs)
         notes = [pointnet.missing] if pointnet.missing else []
+        if missing:
+            notes.append(f"incomplete: {len(missing)} of {len(ref_ids)} reference objects not attempted "
+                         f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}), not ranked")
+        if len(group) > len(recs):
+            notes.append(f"{len(group) - len(recs)} harness error record(s) not counted (retried on resume)")
         if len(gens) < len(ok):
             notes.append(f"{len(ok) - len(gens)} generations rendered nothing in the eval rig "
                          "(excluded from COV/MMD, P-FID and FID/KID)")
-        aligned = [np.load(out / r.meta["alignment"]["pointcloud"]) for r in ok if r.pointcloud
+        aligned = [read_cloud(out / r.meta["alignment"]["pointcloud"]) for r in ok if r.pointcloud
                    and r.meta.get("alignment", {}).get("pointcloud")]
         alignments = sorted({r.meta.get("alignment", {}).get("method", "none") for r in ok})
         cov_a, mmd_a = (coverage_mmd(aligned, refs) if aligned and refs and len(aligned) == len(gens)
@@ -179,12 +224,14 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
         row = {
             "method": method, "protocol": protocol, "views": views,
             "occlusion_degree": np.nan if degree < 0 else degree, "n": len(recs),
+            "n_reference": len(ref_ids), "complete": not missing,
             "success_rate": len(ok) / len(recs),
             "psnr_masked": float(np.mean([r.metrics["psnr_masked"] for r in ok])) if ok else np.nan,
             "ssim_masked": float(np.mean([r.metrics["ssim_masked"] for r in ok])) if ok else np.nan,
             "mmd_cd": mmd * 1000, "cov_cd": cov * 100, "pfid_pointnet": pfid,
             "pkid_pointnet": pkid, "pkid_pointnet_std": pkid_std, "n_geometry": len(gens),
-            "dataset": recs[0].dataset, "protocol_hash": hashes.pop(),
+            "dataset": recs[0].dataset, "protocol_hash": recs[0].protocol_hash,
+            "reference_set": reference_set_id(recs[0].dataset, recs[0].protocol_hash, ref_ids),
             "rasterizer": ",".join(sorted({r.rasterizer for r in ok})),
             "pointnet_sha256": pointnet.sha256, "mmd_cd_aligned": mmd_a * 1000,
             "cov_cd_aligned": cov_a * 100, "alignment": ",".join(alignments),
@@ -215,12 +262,19 @@ def write_leaderboard(out: str | Path, pointnet_weights: str | None = None) -> P
 
 
 def format_table(df: pd.DataFrame) -> str:
-    """A terminal table with arrows for metric direction."""
-    cols = ["method", "protocol", "views", "occlusion_degree", "n", "success_rate", "psnr_masked",
+    """A terminal table with arrows for metric direction; `n_ref` is the protocol's number of
+    reference objects, and a method marked `*` did not attempt all of them (never ranked)."""
+    from bench.report.refset import rankable
+
+    if "complete" in df.columns:
+        df = df.assign(method=[m if ok else f"{m} *" for m, ok in zip(df["method"], rankable(df))])
+    cols = ["method", "protocol", "views", "occlusion_degree", "n", "n_reference", "success_rate",
+            "psnr_masked",
             "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "fid_inception", "clip_score",
             "lpips_masked", "fid_mobilenet", "lpips_masked_mobilenet"]
     shown = df[[c for c in cols if c in df]].rename(columns={
-        "occlusion_degree": "occ", "success_rate": "success↑", "psnr_masked": "PSNR-m↑",
+        "occlusion_degree": "occ", "n_reference": "n_ref", "success_rate": "success↑",
+        "psnr_masked": "PSNR-m↑",
         "ssim_masked": "SSIM-m↑", "mmd_cd": "MMD‰↓", "cov_cd": "COV%↑", "pfid_pointnet": "P-FID↓",
         "fid_inception": "FID↓", "clip_score": "CLIP%↑", "lpips_masked": "LPIPS-m↓",
         "fid_mobilenet": "FID-MN†↓", "lpips_masked_mobilenet": "LPIPS-m-MN†↓"})
@@ -230,7 +284,8 @@ def format_table(df: pd.DataFrame) -> str:
 def merge_runs(runs: list[Path]) -> pd.DataFrame:
     """One leaderboard from several run directories (each re-aggregated from its records).
     Raises ValueError naming the rows when two runs hold the same (method, protocol, views,
-    occlusion degree)."""
+    occlusion degree). Each run's rows keep their own `reference_set`: rows of runs over other
+    objects (or another protocol version) are never ranked together (bench.report.refset)."""
     frames = []
     for run in runs:
         if not (Path(run) / "records").is_dir():

@@ -11,7 +11,8 @@ count) must not drift on another machine, so every metric that is not a count ne
 The output reads like asv's compare:
     ' '  within tolerance        '+'  worse beyond tolerance   '-'  better beyond tolerance
     '!'  newly failing (a value became NaN/missing, or the row vanished)
-    'x'  not comparable: protocol hash or PointNet weights changed, or the row is new
+    'x'  not comparable: protocol hash, reference set (bench.report.refset: other objects) or
+         PointNet weights changed, or the row is new
 Exit status 1 when any row is not ' ', 0 otherwise.
 """
 
@@ -27,7 +28,8 @@ import yaml
 from bench.metrics import HIGHER_IS_BETTER
 
 KEY = ["method", "protocol", "views", "occlusion_degree"]
-IDENTITY = ["protocol_hash", "pointnet_sha256"]  # what must match for numbers to be comparable
+# what must match for numbers to be comparable (checked only where both leaderboards have the column)
+IDENTITY = ["protocol_hash", "reference_set", "pointnet_sha256"]
 # metrics whose values are counts or shares of counts: they move in steps of 1/n, never by noise
 EXACT = frozenset({"success_rate", "cov_cd", "cov_cd_aligned", "pcs_n", "n_geometry", "n_images"})
 

@@ -7,7 +7,9 @@ writes index.html and, next to it, index_assets/ with copies of every contact sh
 references its images by relative paths only, so the HTML file and its assets folder can be moved
 or archived together. Sections: the runs, the leaderboard per protocol (arrows give each metric's
 direction from bench.metrics.HIGHER_IS_BETTER; the best value within a (protocol, views,
-occlusion degree) group is bold; NaN is shown as "—" with the row's `notes` as tooltip and
+occlusion degree) group is bold, among the rows scored on the protocol's full reference set only,
+and only against rows of the same reference set (bench.report.refset; an incomplete row is marked
+* with a note and never bold); NaN is shown as "—" with the row's `notes` as tooltip and
 footnote), an optional table of published numbers, plots of each metric against the number of
 views and, for occlusion sweeps, against the occlusion degree (bench.report.plots), and per-object
 galleries.
@@ -34,6 +36,7 @@ import pandas as pd
 
 from bench.metrics.catalog import HIGHER_IS_BETTER
 from bench.report.plots import _arrow, _is_nan, _metric_columns, _occ_label, make_plots
+from bench.report.refset import rank_keys, rankable
 
 DASH = "—"
 
@@ -100,14 +103,16 @@ def format_value(x, fmt: str = "{:.4g}") -> str:
 
 
 def best_mask(df: pd.DataFrame, metric: str, keys: list[str]) -> pd.Series:
-    """True where a row holds the best value of `metric` within its group of `keys` (ties all
-    True). A group needs at least two non-NaN values to have a best one."""
+    """True where a row holds the best value of `metric` within its group of `keys` and reference
+    set (`reference_set` when present; ties all True). Only rows scored on the full reference set
+    (`complete`, bench.report.refset) take part: an incomplete row is never best. A group needs at
+    least two non-NaN values to have a best one."""
     higher = HIGHER_IS_BETTER.get(metric, True)
     out = pd.Series(False, index=df.index)
     if metric not in df.columns:
         return out
-    values = pd.to_numeric(df[metric], errors="coerce")
-    for _, idx in df.groupby(keys, dropna=False, sort=False).groups.items():
+    values = pd.to_numeric(df[metric], errors="coerce").where(rankable(df))
+    for _, idx in df.groupby(rank_keys(df, keys), dropna=False, sort=False).groups.items():
         v = values.loc[idx].dropna()
         if len(v) < 2:
             continue
@@ -178,6 +183,8 @@ def leaderboard_table(df: pd.DataFrame, protocol: str, table_id: str) -> str:
     notes = _Notes(f"{table_id}-note")
     head = ["method"] + (["run"] if has_run else []) + ["views"] + (["occlusion"] if has_occ else [])
     head += ["n"] if "n" in df.columns else []
+    head += ["reference objects"] if "n_reference" in df.columns else []
+    complete = rankable(df)
     cells = "".join(f"<th>{esc(h)}</th>" for h in head)
     cells += "".join(f'<th title="{esc(col)}">{esc(label + _arrow(col))}</th>'
                      for col, label, _ in metrics)
@@ -187,7 +194,14 @@ def leaderboard_table(df: pd.DataFrame, protocol: str, table_id: str) -> str:
         cls = ' class="group-start"' if i > 0 and group != last_group else ""
         last_group = group
         note = "" if _is_nan(row.get("notes")) else str(row.get("notes", ""))
-        tds = [f"<td>{esc(row['method'])}</td>"]
+        if complete.loc[row.name]:
+            tds = [f"<td>{esc(row['method'])}</td>"]
+        else:  # not scored on the full reference set: marked, with the note naming what is missing
+            why = next((p for p in note.split("; ") if p.startswith("incomplete:")),
+                       "incomplete: not scored on the full reference set; not ranked")
+            anchor, n = notes.ref(why)
+            tds = [f'<td class="incomplete" title="{esc(why)}">{esc(row["method"])} *'
+                   f'<sup><a href="#{esc(anchor)}">{esc(n)}</a></sup></td>']
         if has_run:
             tds.append(f"<td>{esc(row['run'])}</td>")
         tds.append(f'<td class="num">{esc(format_value(row["views"]))}</td>')
@@ -195,6 +209,8 @@ def leaderboard_table(df: pd.DataFrame, protocol: str, table_id: str) -> str:
             tds.append(f'<td class="num">{esc(_occ_label(row["occlusion_degree"]) or DASH)}</td>')
         if "n" in df.columns:
             tds.append(f'<td class="num">{esc(format_value(row["n"]))}</td>')
+        if "n_reference" in df.columns:
+            tds.append(f'<td class="num">{esc(format_value(row["n_reference"]))}</td>')
         for col, _, fmt in metrics:
             x = row[col]
             if _is_nan(x):
@@ -310,7 +326,9 @@ def render_html(df: pd.DataFrame, run_dirs: list[Path], base: Path,
         '<h2 id="runs">Runs</h2>', _runs_section(run_dirs, labels),
         '<h2 id="leaderboard">Leaderboard</h2>',
         '<p class="meta">↑ higher is better, ↓ lower is better; bold: best within the same '
-        "protocol, number of views and occlusion degree. MMD is ×1000 (‰), COV in %. "
+        "protocol, number of views, occlusion degree and reference set, among the rows scored on "
+        "every reference object of their protocol (a row marked * is not, and is never bold). "
+        "MMD is ×1000 (‰), COV in %. "
         f"{DASH}: not available (hover or see the numbered note).</p>",
     ]
     for i, protocol in enumerate(sorted(df["protocol"].astype(str).unique())):

@@ -1,10 +1,13 @@
 """Paper-style tables from a leaderboard: best bold, second best underlined, arrows, units.
 
 Within each (protocol, views, occlusion degree) group and for each metric, the best value is
-bold and the second best underlined, following the metric's direction. Headers (label, unit, † for
-non-standard metrics) and directions come from bench.metrics.catalog. MMD is printed per mille and
-COV in percent, as the papers print them (the leaderboard already stores them scaled). Exported as
-Markdown, LaTeX and CSV.
+bold and the second best underlined, following the metric's direction. Only rows scored on the
+protocol's full reference set rank (`complete`; bench.report.refset): an incomplete row is marked
+`*` and never bold or underlined, and rows of merged runs with different reference sets
+(`reference_set`) are ranked apart (the tables then show each row's number of reference objects).
+Headers (label, unit, † for non-standard metrics) and directions come from bench.metrics.catalog.
+MMD is printed per mille and COV in percent, as the papers print them (the leaderboard already
+stores them scaled). Exported as Markdown, LaTeX and CSV.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics.catalog import HIGHER_IS_BETTER, NON_STANDARD_FOOTNOTE, header
+from bench.report.refset import rank_keys, rankable
 
 KEYS = ["protocol", "views", "occlusion_degree"]
 # Metric columns in table order -> printed header (label, unit, † for non-standard; bench.metrics.catalog).
@@ -35,20 +39,34 @@ def _ranks(values: pd.Series, higher: bool) -> pd.Series:
     return ranks
 
 
+INCOMPLETE_FOOTNOTE = ("* not scored on the full reference set of its protocol (its method did not "
+                       "attempt every reference object): not ranked")
+
+
 def ranked(leaderboard: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard's metric columns plus `<metric>_rank` (1 best, 2 second, 0 otherwise)."""
+    """The leaderboard's metric columns plus `<metric>_rank` (1 best, 2 second, 0 otherwise),
+    within (protocol, views, occlusion degree[, reference set]); incomplete rows rank 0."""
     df = leaderboard.copy()
     if "occlusion_degree" not in df:
         df["occlusion_degree"] = np.nan
-    group = pd.Series([f"{p}/{v}/{d}" for p, v, d in
-                       zip(df.protocol, df.views, df.occlusion_degree.fillna(-1))], index=df.index)
+    keys = rank_keys(df, KEYS)
+    group = pd.Series(["/".join(str(x) for x in k) for k in
+                       zip(*(df[c].fillna(-1) if c == "occlusion_degree" else df[c] for c in keys))],
+                      index=df.index)
+    ok = rankable(df)
     for metric in METRICS:
         if metric in df:
             df[f"{metric}_rank"] = 0
-            for _, idx in df.groupby(group).groups.items():
+            for _, idx in df[ok].groupby(group[ok]).groups.items():
                 df.loc[idx, f"{metric}_rank"] = _ranks(df.loc[idx, metric],
                                                        HIGHER_IS_BETTER[metric])
     return df
+
+
+def _several_reference_sets(df: pd.DataFrame) -> bool:
+    """True when some protocol's rows come from more than one reference set (merged runs)."""
+    return "reference_set" in df.columns and bool(
+        (df.groupby("protocol")["reference_set"].nunique(dropna=False) > 1).any())
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -66,17 +84,24 @@ def _render(leaderboard: pd.DataFrame, bold, underline, arrow_up: str, arrow_dow
     """Header and rows of cell strings; `escape` applies to text, not to the markup."""
     df = ranked(leaderboard)
     metrics = [m for m in METRICS if m in df]
+    ok = rankable(df)
+    objects = _several_reference_sets(df) and "n_reference" in df
     header = ["Method", "Protocol", "Views"]
     if df["occlusion_degree"].notna().any():
         header.append("Occlusion")
+    if objects:
+        header.append("Ref. objects")
     header = [escape(h) for h in header]
     header += [f"{escape(METRICS[m])} {arrow_up if HIGHER_IS_BETTER[m] else arrow_down}"
                for m in metrics]
     rows = []
     for _, r in df.sort_values(["protocol", "occlusion_degree", "views", "method"]).iterrows():
-        row = [escape(str(r.method)), escape(str(r.protocol)), str(int(r.views))]
+        method = str(r.method) if ok[r.name] else f"{r.method} *"
+        row = [escape(method), escape(str(r.protocol)), str(int(r.views))]
         if df["occlusion_degree"].notna().any():
             row.append("" if pd.isna(r.occlusion_degree) else escape(f"{r.occlusion_degree:.0%}"))
+        if objects:
+            row.append("" if pd.isna(r.n_reference) else str(int(r.n_reference)))
         for m in metrics:
             text = escape(_fmt(r[m], m))
             rank = r[f"{m}_rank"]
@@ -91,6 +116,8 @@ def to_markdown(leaderboard: pd.DataFrame) -> str:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     if any("†" in h for h in header):
         lines += ["", NON_STANDARD_FOOTNOTE]
+    if not rankable(leaderboard).all():
+        lines += ["", INCOMPLETE_FOOTNOTE]
     return "\n".join(lines) + "\n"
 
 
@@ -112,6 +139,8 @@ def to_latex(leaderboard: pd.DataFrame) -> str:
     lines += [r"\bottomrule", r"\end{tabular}"]
     if any("†" in h for h in header):
         lines += [_latex_escape(NON_STANDARD_FOOTNOTE)]
+    if not rankable(leaderboard).all():
+        lines += [_latex_escape(INCOMPLETE_FOOTNOTE)]
     return "\n".join(lines) + "\n"
 
 
@@ -132,8 +161,10 @@ def versus(leaderboard: pd.DataFrame, baseline: str) -> pd.DataFrame:
     One row per (method, group, metric) where both values are finite or infinite numbers:
     columns method, protocol, views, occlusion_degree, metric, value, baseline_value, delta
     (value - baseline_value, in the leaderboard's units), ratio (value / baseline_value; NaN when
-    the baseline is 0 or either value is infinite) and better (True when the method beats the
-    baseline in the metric's direction, False when it is worse, None when tied).
+    the baseline is 0 or either value is infinite), better (True when the method beats the
+    baseline in the metric's direction, False when it is worse, None when tied) and complete (both
+    rows scored on the full reference set; bench.report.refset). Rows pair only within the same
+    reference set.
     Raises ValueError when `baseline` is not a method of the leaderboard."""
     df = leaderboard.copy()
     if "occlusion_degree" not in df:
@@ -144,9 +175,10 @@ def versus(leaderboard: pd.DataFrame, baseline: str) -> pd.DataFrame:
                          f"its methods: {', '.join(methods)}")
     metrics = [m for m in METRICS if m in df]
     df["_degree"] = df.occlusion_degree.fillna(-1)  # NaN degrees pair with each other
-    keys = ["protocol", "views", "_degree"]
-    pairs = df[df.method != baseline].merge(df[df.method == baseline][keys + metrics], on=keys,
-                                            suffixes=("", "_baseline"))
+    df["_complete"] = rankable(df)
+    keys = rank_keys(df, ["protocol", "views", "_degree"])
+    pairs = df[df.method != baseline].merge(df[df.method == baseline][keys + metrics + ["_complete"]],
+                                            on=keys, suffixes=("", "_baseline"))
     rows = []
     for _, r in pairs.iterrows():
         for m in metrics:
@@ -159,15 +191,17 @@ def versus(leaderboard: pd.DataFrame, baseline: str) -> pd.DataFrame:
             better = None if v == bv else (v > bv) == HIGHER_IS_BETTER[m]
             rows.append({"method": r.method, "protocol": r.protocol, "views": int(r.views),
                          "occlusion_degree": r.occlusion_degree, "metric": m, "value": v,
-                         "baseline_value": bv, "delta": delta, "ratio": ratio, "better": better})
+                         "baseline_value": bv, "delta": delta, "ratio": ratio, "better": better,
+                         "complete": bool(r._complete and r._complete_baseline)})
     return pd.DataFrame(rows, columns=["method", "protocol", "views", "occlusion_degree",
                                        "metric", "value", "baseline_value", "delta", "ratio",
-                                       "better"])
+                                       "better", "complete"])
 
 
 def versus_markdown(leaderboard: pd.DataFrame, baseline: str) -> str:
     """Markdown of `versus`: one row per (method, group), one cell per metric reading
-    `baseline → method (delta)`, bold when the method is better; † metrics footnoted."""
+    `baseline → method (delta)`, bold when the method is better and both rows are complete
+    (an incomplete pair is marked `*` and never bold); † metrics footnoted."""
     table = versus(leaderboard, baseline)
     if table.empty:
         return f"(no metric shared with baseline {baseline})\n"
@@ -180,7 +214,8 @@ def versus_markdown(leaderboard: pd.DataFrame, baseline: str) -> str:
     keys = ["method", "protocol", "occlusion_degree", "views"]
     for key, group in table.groupby(keys, dropna=False, sort=True):
         method, protocol, degree, views = key
-        cells = [str(method), str(protocol), str(int(views))]
+        complete = bool(group["complete"].all())
+        cells = [str(method) if complete else f"{method} *", str(protocol), str(int(views))]
         if occlusion:
             cells.append("" if pd.isna(degree) else f"{degree:.0%}")
         by_metric = {row.metric: row for row in group.itertuples()}
@@ -193,8 +228,11 @@ def versus_markdown(leaderboard: pd.DataFrame, baseline: str) -> str:
             sign = "+" if delta > 0 else "−" if delta < 0 else "±"
             text = (f"{_fmt(row.baseline_value, m)} → {_fmt(row.value, m)} "
                     f"({sign}{_fmt(abs(delta), m)})")
-            cells.append(f"**{text}**" if row.better is True else text)
+            cells.append(f"**{text}**" if row.better is True and complete else text)
         lines.append("| " + " | ".join(cells) + " |")
     if any("†" in h for h in header):
         lines += ["", NON_STANDARD_FOOTNOTE]
+    if not table["complete"].all():
+        lines += ["", "* the method or the baseline was not scored on the full reference set of its "
+                  "protocol: not compared in bold"]
     return "\n".join(lines) + "\n"

@@ -114,6 +114,12 @@ def test_failed_generation_contributes_background_features(tmp_path, data, monke
     suite = AppearanceSuite(AppearanceConfig(fid_extractors=["mobilenet"], lpips_nets=[],
                                              clip_score=False))
     np.testing.assert_allclose(feats, suite.features("mobilenet", white), rtol=1e-5, atol=1e-6)
+    # ... and they enter the set-level FID: one generated set of 4 background images
+    import pandas as pd
+
+    board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
+    assert board.loc[0, "success_rate"] == 0 and board.loc[0, "n_images"] == len(rig)
+    assert np.isfinite(board.loc[0, "fid_mobilenet"]) and "1 failed generation(s)" in board.loc[0, "notes"]
 
 
 def test_contact_sheet_after_a_resume_shows_every_setting(tmp_path, data, gso_root):
@@ -176,3 +182,31 @@ def test_a_changed_mesh_never_reuses_a_gt_cache_entry(tmp_path, gso_root):
     _gt_side(config, protocol, mesh, GOOD, "gso", "moderngl", suite)  # a hit: nothing new
     assert len(sorted((tmp_path / "c" / "gt").iterdir())) == len(entries) + 1
     assert not np.array_equal(gt_a, gt_b)
+
+
+def test_psnr_mean_over_objects_never_infinite_for_one_perfect_object():
+    """Item 2: one identical view made a real method's mean PSNR infinite. Per object the PSNR
+    comes from the pooled MSE (bench.run.measure); over objects, inf only if all are perfect."""
+    from types import SimpleNamespace
+
+    from bench.report.aggregate import PSNR_CAP, _mean_psnr
+
+    recs = [SimpleNamespace(metrics={"psnr_masked": v}) for v in (np.inf, 20.0, 30.0)]
+    value, note = _mean_psnr(recs)
+    assert value == pytest.approx((PSNR_CAP + 20 + 30) / 3) and "1 object(s)" in note
+    assert _mean_psnr(recs[:1]) == (float("inf"), "")  # the oracle stays visibly inf
+    assert _mean_psnr(recs[1:]) == (25.0, "")
+
+
+def test_pooled_psnr_of_an_object_is_finite_with_one_identical_view():
+    """Item 2, per object: view 1 identical, view 2 off by 0.1 on its 50 masked pixels: the pooled
+    MSE is 0.01 * 50 / 100 over 2 x 50 pixels -> 10 log10(1 / 0.005) dB (analytic)."""
+    from bench.metrics.image import psnr_masked
+
+    target = np.zeros((2, 10, 10, 3))
+    pred = target.copy()
+    pred[1] += 0.1
+    masks = np.zeros((2, 10, 10), bool)
+    masks[:, :5] = True
+    pooled = psnr_masked(np.concatenate(list(pred)), np.concatenate(list(target)), np.concatenate(masks))
+    assert pooled == pytest.approx(10 * np.log10(1 / 0.005), abs=1e-9)

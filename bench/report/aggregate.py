@@ -70,6 +70,27 @@ class _PointNet:
         return p_fid(fg, fr), kid, kid_std
 
 
+PSNR_CAP = 100.0  # dB: an object identical at every input view, in a mean with imperfect ones
+
+
+def _mean_psnr(ok: list) -> tuple[float, str]:
+    """Mean over objects of the per-object PSNR (each from the MSE pooled over its input views,
+    bench.run.measure). inf only when every object is identical (the oracle); when only some
+    are, those count as PSNR_CAP dB and the note says how many, so one perfect object cannot make
+    a method's cell infinite."""
+    values = np.array([r.metrics["psnr_masked"] for r in ok], np.float64)
+    if not len(values):
+        return float("nan"), ""
+    perfect = np.isinf(values)
+    if perfect.all():
+        return float("inf"), ""
+    if perfect.any():
+        return float(np.mean(np.where(perfect, PSNR_CAP, values))), (
+            f"psnr_masked: {int(perfect.sum())} object(s) identical at every input view counted as "
+            f"{PSNR_CAP:g} dB")
+    return float(np.mean(values)), ""
+
+
 def _mean_metric(records: list, name: str) -> float:
     values = [r.metrics[name] for r in records if name in r.metrics]
     return float(np.nanmean(values)) if values and not np.isnan(values).all() else float("nan")
@@ -200,7 +221,11 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
         missing = sorted(set(ref_ids) - {r.object_id for r in recs})
         gens = [read_cloud(out / r.pointcloud) for r in ok if r.pointcloud]
         cov, mmd = coverage_mmd(gens, refs) if refs else (float("nan"), float("nan"))
-        pfid, pkid, pkid_std = pointnet.scores(gens, refs)
+        # P-FID: a generation without a cloud (failed, or rendered nothing) counts as a cloud
+        # collapsed to the origin, the least plausible shape, so failing never flatters P-FID
+        n_void = sum(1 for r in recs if r.failure == "method") + (len(ok) - len(gens))
+        pfid, pkid, pkid_std = pointnet.scores(gens + [np.zeros_like(refs[0])] * n_void if refs
+                                               else gens, refs)
         notes = [pointnet.missing] if pointnet.missing else []
         if missing:
             notes.append(f"incomplete: {len(missing)} of {len(ref_ids)} reference objects not attempted "
@@ -209,14 +234,26 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
             notes.append(f"{len(group) - len(recs)} harness error record(s) not counted (retried on resume)")
         if len(gens) < len(ok):
             notes.append(f"{len(ok) - len(gens)} generations rendered nothing in the eval rig "
-                         "(excluded from COV/MMD, P-FID and FID/KID)")
+                         "(excluded from COV/MMD and P-FID; in FID/KID as background-only renders)")
+        # failed generations enter FID/KID as background-only renders: failing never flatters
+        failed_scored = [r for r in recs if r.status == "failed" and r.failure == "method"
+                         and r.features and r.meta.get("features_of") == "background"]
+        if failed_scored:
+            notes.append(f"fid/kid: {len(failed_scored)} failed generation(s) counted as "
+                         "background-only renders")
+        psnr, psnr_note = _mean_psnr(ok)
+        if psnr_note:
+            notes.append(psnr_note)
         aligned = [read_cloud(out / r.meta["alignment"]["pointcloud"]) for r in ok if r.pointcloud
                    and r.meta.get("alignment", {}).get("pointcloud")]
         alignments = sorted({r.meta.get("alignment", {}).get("method", "none") for r in ok})
         cov_a, mmd_a = (coverage_mmd(aligned, refs) if aligned and refs and len(aligned) == len(gens)
                         else (float("nan"), float("nan")))
-        image_cols, image_notes, n_images = _image_distribution(out, protocol, ok, ref_ids)
+        image_cols, image_notes, n_images = _image_distribution(out, protocol, ok + failed_scored,
+                                                                ref_ids)
         image_cols.update({m: _mean_metric(ok, m) for m in PER_RECORD_IMAGE_METRICS})
+        # a failed generation's CLIP score is its background-only render's (bench.run.evaluate)
+        image_cols["clip_score"] = _mean_metric(ok + failed_scored, "clip_score")
         image_cols["n_images"] = n_images
         pcs_cols, pcs_notes = _pcs(out, ok)
         image_cols.update(pcs_cols)
@@ -226,7 +263,7 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
             "occlusion_degree": np.nan if degree < 0 else degree, "n": len(recs),
             "n_reference": len(ref_ids), "complete": not missing,
             "success_rate": len(ok) / len(recs),
-            "psnr_masked": float(np.mean([r.metrics["psnr_masked"] for r in ok])) if ok else np.nan,
+            "psnr_masked": psnr,
             "ssim_masked": float(np.mean([r.metrics["ssim_masked"] for r in ok])) if ok else np.nan,
             "mmd_cd": mmd * 1000, "cov_cd": cov * 100, "pfid_pointnet": pfid,
             "pkid_pointnet": pkid, "pkid_pointnet_std": pkid_std, "n_geometry": len(gens),

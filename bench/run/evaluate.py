@@ -14,13 +14,9 @@ Contact sheets for the first RunConfig.sheets objects.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 import time
 import traceback
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,7 +26,6 @@ from bench.cases.case import AmodalCase, CaseError, build_case
 from bench.inputs.assets import AssetError
 from bench.inputs.dataset import open_dataset
 from bench.inputs.protocol import Protocol, Setting, load_protocol
-from bench.methods.registry import get_adapter
 from bench.records.store import (
     Record,
     cloud_path,
@@ -46,6 +41,7 @@ from bench.records.store import (
     write_record,
 )
 from bench.render import render
+from bench.run.generate import generate
 from bench.run.gtcache import _gt_side
 from bench.run.measure import Measurement, Reference, appearance_suite, background_features, measure
 
@@ -113,7 +109,8 @@ def _scalars(meta: dict) -> dict:
 
 def write_failure(job: ObjectJob, method: str, st: Setting, reason: str, tb: str = "",
                   backend: str = "", meta: dict | None = None, failure: str = "method",
-                  features: dict[str, str] | None = None) -> None:
+                  features: dict[str, str] | None = None, extra_meta: dict | None = None,
+                  metrics: dict | None = None) -> None:
     """The failure record of one item: its reason, its kind (bench.records.store.FAILURES), the
     digest of its traceback, the method's meta; `features`: the background-only render's feature
     files a failed generation contributes to the set-level image metrics. A harness error is
@@ -122,45 +119,11 @@ def write_failure(job: ObjectJob, method: str, st: Setting, reason: str, tb: str
                  Record(method=job.labels[method], views=st.views, occlusion_degree=st.degree,
                         status="error" if failure == "harness" else "failed", reason=reason,
                         failure=failure, traceback_digest=traceback_digest(tb) if tb else "",
-                        features=features or {},
+                        features=features or {}, metrics=metrics or {},
                         rasterizer=backend, meta={"generation": _scalars(meta or {}),
-                                                  **({"features_of": "background"} if features else {})},
+                                                  **({"features_of": "background"} if features else {}),
+                                                  **(extra_meta or {})},
                         **job.base))
-
-
-def _raise_timeout(seconds: float, signum, frame):
-    raise TimeoutError(f"generate() did not return within {seconds:g} s")
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float | None):
-    """Raise TimeoutError in the main thread after `seconds` (SIGALRM). Code that holds the GIL
-    in C (a long numpy / torch call) is interrupted when it returns; a worker adapter
-    (bench.methods.worker) kills a hung process instead."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGALRM, partial(_raise_timeout, seconds))
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def _adapter(config, method: str):
-    if config.cases:  # outputs computed elsewhere, read from the exported case folders
-        from bench.methods.precomputed import ImportedMethod
-
-        return ImportedMethod(Path(config.cases), method)
-    return get_adapter(method)
-
-
-def generate(config, method: str, case: AmodalCase):
-    """The method's Generation for `case`, within config.generation_timeout_s."""
-    with _time_limit(config.generation_timeout_s):
-        return _adapter(config, method).generate(case)
 
 
 def _save_renders(directory: Path, rgb: np.ndarray) -> None:
@@ -277,7 +240,15 @@ def _method_failure(job: ObjectJob, ref: Reference, method: str, st: Setting, re
         write_failure(job, method, st, f"harness: {type(e).__name__}: {e}", traceback.format_exc(),
                       ref.backend, meta, failure="harness")
         return
-    write_failure(job, method, st, reason, tb, ref.backend, meta, features=files)
+    from bench.run.appearance import CLIP_EXTRACTOR
+
+    extra = {"fid_extractors": ref.suite.fid_names, "weights_sha256": ref.suite.weights_sha256()}
+    metrics = {}
+    if CLIP_EXTRACTOR in files:  # its background-only render's CLIP score enters the mean
+        metrics["clip_score"] = ref.suite.clip_score(
+            background_features(job.protocol, ref)[CLIP_EXTRACTOR], ref.features[CLIP_EXTRACTOR])
+    write_failure(job, method, st, reason, tb, ref.backend, meta, features=files,
+                  extra_meta=extra if files else None, metrics=metrics)
 
 
 def evaluate_setting(job: ObjectJob, ref: Reference, asset, st: Setting, methods: list[str],

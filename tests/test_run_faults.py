@@ -210,3 +210,31 @@ def test_pooled_psnr_of_an_object_is_finite_with_one_identical_view():
     masks[:, :5] = True
     pooled = psnr_masked(np.concatenate(list(pred)), np.concatenate(list(target)), np.concatenate(masks))
     assert pooled == pytest.approx(10 * np.log10(1 / 0.005), abs=1e-9)
+
+
+def test_lion_box_normalization_is_a_protocol_option_reaching_the_report(tmp_path, gso_root):
+    """Item 6: `pointcloud.normalization: lion_box` existed in coverage_mmd but could not be
+    selected. Reference: coverage_mmd on the run's stored clouds with that normalization."""
+    import pandas as pd
+    import yaml
+
+    from bench.metrics.geometry import coverage_mmd
+
+    spec = yaml.safe_load(Path(one_view_protocol(tmp_path)).read_text())
+    spec["pointcloud"]["normalization"] = "lion_box"
+    proto = tmp_path / "lion.yaml"
+    proto.write_text(yaml.safe_dump(spec))
+    objs = [GOOD, "Room_Essentials_Salad_Plate_Turquoise"]
+    board = pd.read_csv(run(RunConfig(out=str(tmp_path / "run"), protocol=str(proto), methods=["visible"],
+                                      data=str(gso_root), jobs=1, cache=str(tmp_path / "c"), sheets=0,
+                                      object_ids=objs), progress=False))
+    out = tmp_path / "run"
+    recs = load_records(out)
+    gens = [np.load(out / r.pointcloud) for r in recs]
+    refs = [np.load(out / "pointclouds" / "amodal3r-gso" / "gt" / f"{o}.npy") for o in sorted(objs)]
+    cov, mmd = coverage_mmd(gens, refs, normalization="lion_box")
+    raw_cov, raw_mmd = coverage_mmd(gens, refs)
+    assert board.loc[0, "mmd_cd"] == pytest.approx(mmd * 1000, rel=1e-5)
+    assert board.loc[0, "cov_cd"] == pytest.approx(cov * 100, rel=1e-5)
+    assert abs(mmd - raw_mmd) > 1e-6  # the option changes the number
+    assert "lion_box normalized" in board.loc[0, "notes"]

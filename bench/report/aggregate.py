@@ -220,7 +220,13 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
         ref_ids, refs = references[protocol]
         missing = sorted(set(ref_ids) - {r.object_id for r in recs})
         gens = [read_cloud(out / r.pointcloud) for r in ok if r.pointcloud]
-        cov, mmd = coverage_mmd(gens, refs) if refs else (float("nan"), float("nan"))
+        norms = sorted({r.meta.get("normalization", "none") for r in ok})
+        if len(norms) > 1:
+            raise ValueError(f"{method} {protocol} views={views}: records with different COV/MMD "
+                             f"normalizations {norms}; use a fresh --out")
+        norm = norms[0] if norms else "none"
+        cov, mmd = (coverage_mmd(gens, refs, normalization=norm) if refs
+                    else (float("nan"), float("nan")))
         # P-FID: a generation without a cloud (failed, or rendered nothing) counts as a cloud
         # collapsed to the origin, the least plausible shape, so failing never flatters P-FID
         n_void = sum(1 for r in recs if r.failure == "method") + (len(ok) - len(gens))
@@ -247,7 +253,11 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
         aligned = [read_cloud(out / r.meta["alignment"]["pointcloud"]) for r in ok if r.pointcloud
                    and r.meta.get("alignment", {}).get("pointcloud")]
         alignments = sorted({r.meta.get("alignment", {}).get("method", "none") for r in ok})
-        cov_a, mmd_a = (coverage_mmd(aligned, refs) if aligned and refs and len(aligned) == len(gens)
+        if norm != "none":
+            notes.append(f"mmd_cd/cov_cd: on {norm} normalized clouds (pointcloud.normalization), "
+                         "not PointFlow's raw clouds")
+        cov_a, mmd_a = (coverage_mmd(aligned, refs, normalization=norm)
+                        if aligned and refs and len(aligned) == len(gens)
                         else (float("nan"), float("nan")))
         image_cols, image_notes, n_images = _image_distribution(out, protocol, ok + failed_scored,
                                                                 ref_ids)

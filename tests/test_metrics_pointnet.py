@@ -246,3 +246,136 @@ def test_pfid_pkid_wrappers():
     assert pn.p_fid(a, b) == frechet_distance(a, b)
     assert pn.p_kid(a, b, subset_size=20, subsets=5, seed=2) == kernel_inception_distance(a, b, 20, 5, 2)
     assert (pn.PFID_NAME, pn.PKID_NAME) == ("pfid_pointnet", "pkid_pointnet")
+
+
+# ---------------------------------------------------------------------------- independent forward
+#
+# Sampling decisions are comparisons of squared distances: FPS takes the first farthest point,
+# ball query keeps points with d^2 <= r^2. Computed in float32 in a different order (Point-E's
+# ball query uses the expansion |a|^2 + |b|^2 - 2ab through a matmul), a d^2 within rounding of
+# r^2 or of another candidate's may be decided either way: on 4,096 random points, pairs within
+# 1e-6 of r^2 occur. The test clouds therefore lie on the grid (Z / 64)^3: every coordinate,
+# product and sum of squared distances is a multiple of 2^-12 below 2^4, exact in float32 and
+# float64 in any order, and r^2 = 0.04, 0.16 are no such multiple. All decisions then agree
+# exactly (ties in FPS included: first index on both sides), and only the float32 arithmetic
+# of our MLPs differs from the float64 reference.
+
+
+GRID = 64.0
+
+
+def _grid_cloud(points: np.ndarray) -> np.ndarray:
+    """Snap to (Z / GRID)^3 inside the unit ball, mirrored (p, -p) so the mean is exactly 0,
+    with (+-1, 0, 0) so the max norm is exactly 1: normalize_cloud leaves it bit-identical."""
+    # truncation towards 0 never increases a norm: every snapped point stays inside the ball
+    p = np.trunc(points / np.linalg.norm(points, axis=1).max() * GRID) / GRID
+    p[0] = [1.0, 0.0, 0.0]
+    return np.concatenate([p, -p])
+
+
+def _folded(sd: dict, conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode BatchNorm folded into the preceding 1x1 conv / linear layer, in float64:
+    y = gamma (W x + b - mean) / sqrt(var + eps) + beta = W' x + b'."""
+    w = sd[f"{conv}.weight"].double().numpy().reshape(sd[f"{conv}.weight"].shape[0], -1)
+    b = sd[f"{conv}.bias"].double().numpy()
+    mean, var = sd[f"{bn}.running_mean"].double().numpy(), sd[f"{bn}.running_var"].double().numpy()
+    gamma, beta = sd[f"{bn}.weight"].double().numpy(), sd[f"{bn}.bias"].double().numpy()
+    scale = gamma / np.sqrt(var + 1e-5)  # BatchNorm's default eps
+    return w * scale[:, None], (b - mean) * scale + beta
+
+
+def _fps_reference(p: np.ndarray, npoint: int, start: int) -> list[int]:
+    """Greedy farthest point sampling: start at `start`, then repeatedly the point farthest from
+    the chosen ones (first index among equals)."""
+    nearest = np.full(len(p), np.inf)
+    chosen = [start]
+    for _ in range(npoint - 1):
+        nearest = np.minimum(nearest, ((p - p[chosen[-1]]) ** 2).sum(1))
+        chosen.append(int(np.argmax(nearest)))
+    return chosen
+
+
+def _ball_reference(p: np.ndarray, centres: np.ndarray, radius: float, nsample: int) -> np.ndarray:
+    """(S, nsample) indices: the first nsample points (index order) with |p - c|^2 <= r^2, padded
+    with the first of them (the centre itself is always one)."""
+    d2 = ((centres[:, None] - p[None]) ** 2).sum(-1)
+    out = np.empty((len(centres), nsample), np.int64)
+    for s in range(len(centres)):
+        inside = np.flatnonzero(d2[s] <= radius**2)[:nsample]
+        out[s] = np.concatenate([inside, np.full(nsample - len(inside), inside[0])])
+    return out
+
+
+def _set_abstraction_reference(xyz, feats, layers, npoint, radius, nsample, start):
+    """One single-scale SA layer on one cloud: FPS centres, ball query, [xyz - centre, feats]
+    through the shared MLP (folded conv+BN, ReLU), max over the neighbours. Returns the centres,
+    the features and the number of balls that held more than nsample points."""
+    if npoint is None:  # group all: one centre at the origin, absolute xyz
+        centres, groups, full = np.zeros((1, 3)), [np.arange(len(xyz))], 0
+    else:
+        centres = xyz[_fps_reference(xyz, npoint, start % len(xyz))]
+        groups = _ball_reference(xyz, centres, radius, nsample)
+        full = int((((centres[:, None] - xyz[None]) ** 2).sum(-1) <= radius**2).sum(1)
+                   .__gt__(nsample).sum())
+    x = xyz[np.asarray(groups)] - centres[:, None]  # (S, K, 3)
+    if feats is not None:
+        x = np.concatenate([x, feats[np.asarray(groups)]], axis=2)
+    s, k, _ = x.shape
+    x = x.reshape(s * k, -1)
+    for w, b in layers:
+        x = np.maximum(x @ w.T + b, 0.0)
+    return centres, x.reshape(s, k, -1).max(1), full
+
+
+def _pointnet_reference(sd: dict, cloud: np.ndarray, start: int, w: int = 2):
+    """Point-E's PointNet++ SSG classifier (pointnet2_cls_ssg, normal_channel=False,
+    width_mult=2), written from the published architecture in plain numpy float64 for one
+    cloud: SA(512, r 0.2, 32, [64w, 64w, 128w]), SA(128, r 0.4, 64, [128w, 128w, 256w]),
+    group-all SA([256w, 512w, 1024w]), fc1 + bn1 + ReLU (dropout = identity in eval), and the
+    feature bn2(fc2(.)) before its ReLU. Both sampling layers start FPS at the same index.
+    Returns (feature (256w,), balls that were full in sa1 and sa2)."""
+    sa = {s: [_folded(sd, f"sa{s}.mlp_convs.{i}", f"sa{s}.mlp_bns.{i}") for i in range(3)]
+          for s in (1, 2, 3)}
+    assert [m[0].shape for m in sa[1]] == [(64 * w, 3), (64 * w, 64 * w), (128 * w, 64 * w)]
+    xyz1, f1, full1 = _set_abstraction_reference(cloud, None, sa[1], 512, 0.2, 32, start)
+    xyz2, f2, full2 = _set_abstraction_reference(xyz1, f1, sa[2], 128, 0.4, 64, start)
+    _, f3, _ = _set_abstraction_reference(xyz2, f2, sa[3], None, None, None, start)
+    (w1, b1), (w2, b2) = _folded(sd, "fc1", "bn1"), _folded(sd, "fc2", "bn2")
+    assert f3.shape == (1, 1024 * w) and w2.shape == (256 * w, 512 * w)
+    return w2 @ np.maximum(w1 @ f3[0] + b1, 0.0) + b2, full1 + full2
+
+
+def test_features_match_independent_reference(model):
+    # Three random 4,096-point clouds (Point-E's size) of different character, on the exact
+    # grid (see above): our features against the numpy float64 re-implementation with the same
+    # seeded weights (BatchNorm with non-trivial statistics, folded). Measured largest
+    # difference 2e-7 of the largest |feature| (float32 round-off); tolerance 1e-5 of it.
+    rng = np.random.default_rng(11)
+    clouds = [_grid_cloud(_sphere(2048, 12)), _grid_cloud(rng.uniform(-1, 1, (2048, 3)) * [1, .5, .2]),
+              _grid_cloud(rng.normal(size=(2048, 3)) * [0.3, 1.0, 2.0])]
+    for c in clouds:  # the premise: exact grid, and normalization is the identity
+        assert c.shape == (4096, 3) and np.array_equal(np.round(c * GRID), c * GRID)
+        assert np.array_equal(normalize_cloud(c), c)
+        assert np.array_equal(c.astype(np.float32).astype(np.float64), c)
+    sd = model.state_dict()
+    ours = pointnet_features(model, clouds)  # cloud j starts FPS at index j
+    refs = [_pointnet_reference(sd, c, j) for j, c in enumerate(clouds)]
+    ref = np.stack([r[0] for r in refs])
+    assert all(r[1] > 10 for r in refs)  # saturated balls (nsample cut) are exercised too
+    scale = np.abs(ref).max()
+    tol = 1e-5 * scale
+    assert ref.shape == (3, 512) and scale > 0.1
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)
+    # other start indices (given explicitly; pointnet_features would use j % 64) move the
+    # centres; both implementations follow them
+    starts = [300, 4095, 7]
+    with torch.no_grad():
+        ours2 = model.features(torch.from_numpy(np.stack(clouds).astype(np.float32)),
+                               torch.tensor(starts)).double().numpy()
+    ref2 = np.stack([_pointnet_reference(sd, c, s)[0] for c, s in zip(clouds, starts)])
+    np.testing.assert_allclose(ours2, ref2, rtol=0, atol=tol)
+    # the start index matters (other centres and balls) by well over the tolerance: an
+    # implementation that ignored it would fail here (measured ~3e-4 of the scale, 28x tol)
+    assert np.abs(ref2 - ref).max() > 10 * tol
+    print(f"largest difference / largest |feature|: "
+          f"{max(np.abs(ours - ref).max(), np.abs(ours2 - ref2).max()) / scale:.1e}")

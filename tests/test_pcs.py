@@ -21,12 +21,13 @@ from PIL import Image
 
 from bench.judge import http_backend, image, prompt
 from bench.judge.cache import JudgeCache
-from bench.judge.core import JudgeError, JudgeModelMissing, JudgeSettings, pcs_summary, score_many
+from bench.judge.core import JudgeError, JudgeModelMissing, JudgeSettings, score_many
 from bench.judge.http_backend import OpenAIJudge
 from bench.judge.parsing import UnparseableAnswer, parse_score
 from bench.judge.prompt import PROMPT_SHA256, SYSTEM_PROMPT
 from bench.judge.transformers_backend import QWEN3_VL_REPO, TransformersJudge
 from bench.judge.verdict import Verdict
+from bench.metrics.pcs import pcs_mean
 
 SEEDS = Path(os.environ.get("AMODAL_BENCH_SEEDS", Path(__file__).resolve().parents[2] / "shared" / "seeds"))
 MODEL = "Qwen/Qwen3-VL-32B-Instruct"
@@ -106,6 +107,13 @@ def test_settings_and_images_are_validated():
     with pytest.raises(ValueError, match="uint8"):
         image.as_rgb_image(np.zeros((8, 8, 3), np.float32))
     assert image.as_rgb_image(np.zeros((8, 6, 3), np.uint8)).size == (6, 8)
+
+
+def pcs_summary(verdicts):
+    """The report's PCS (bench.metrics.pcs.pcs_mean) over judge verdicts."""
+    if isinstance(verdicts, dict):
+        verdicts = verdicts.values()
+    return pcs_mean(v.score for v in verdicts)
 
 
 def test_pcs_summary():

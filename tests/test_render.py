@@ -15,8 +15,9 @@ RIG4 = {"yaws_deg": [0, 90, 180, 270], "pitch_deg": 30, "radius": 2.0, "fov_deg"
 
 
 def _textured_quad() -> Mesh:
-    """A unit square in the plane y = 0 facing +Y, with a 2x2-block checker texture (64^2 texels,
-    so bilinear sampling away from block edges returns exact block colours)."""
+    """A unit square in the plane y = 0, with a 2x2-block checker texture (64^2 texels, so
+    bilinear sampling away from block edges returns exact block colours). Its winding gives the
+    geometric normal -Y: it faces away from the front camera at +Y (rasterizers do not cull)."""
     v = np.array([[-0.5, 0, -0.5], [0.5, 0, -0.5], [0.5, 0, 0.5], [-0.5, 0, 0.5]])
     uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
     tex = np.zeros((2, 2, 3), np.uint8)
@@ -109,11 +110,65 @@ def test_moderngl_is_deterministic(gso_root):
         assert np.array_equal(first, r.rasterize(mesh.vertices, mesh.faces, cams))
 
 
+def _cube(h: float = 0.3) -> Mesh:
+    """The cube [-h, h]^3 as 12 triangles wound counter-clockwise seen from outside, built by
+    hand: the face x_k = s*h spans e_u, e_v with (k, u, v) cyclic, so e_u x e_v = e_k; its corners
+    in the order (-,-), (+,-), (+,+), (-,+) of (u, v) turn around +e_k, reversed for s = -1."""
+    verts, faces = [], []
+    for k in range(3):
+        u, v = (k + 1) % 3, (k + 2) % 3
+        for s in (1.0, -1.0):
+            quad = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
+            if s < 0:
+                quad = quad[::-1]
+            base = len(verts)
+            for a, b in quad:
+                p = np.zeros(3)
+                p[k], p[u], p[v] = s * h, a * h, b * h
+                verts.append(p)
+            faces += [[base, base + 1, base + 2], [base, base + 2, base + 3]]
+    return Mesh(np.array(verts), faces)
+
+
 def test_normals_face_the_camera(rasterizer):
-    r = render(_textured_quad(), [_front_camera()], "white", rasterizer)
-    n = r.normals[0][r.alpha[0] > 0]
-    # the quad's winding gives normal -Y or +Y; it is unit and along the Y axis
-    np.testing.assert_allclose(np.abs(n[:, 1]), 1.0, atol=1e-6)
+    # analytic scene: the cube [-h, h]^3 seen from 6 cameras (4 yaws at pitch +30, 2 at -30, so
+    # all 6 faces are seen). A surface point X lies on the face k = argmax |X_k|, whose outward
+    # normal is sign(X_k) e_k; every visible face of a convex closed mesh faces the camera:
+    # n . (C - X) > 0, C the camera centre. X is unprojected from the rendered depth; pixels
+    # within 2 % of h of a cube edge (where argmax |X_k| is ambiguous) are left out.
+    h = 0.3
+    cams = Rig.from_spec("t", {**RIG4, "resolution": 96}).cameras + tuple(
+        camera_from_yaw_pitch(y, -30.0, 2.0, 40.0, 96) for y in (45.0, 225.0))
+    r = render(_cube(h), list(cams), "white", rasterizer)
+    seen = set()
+    for i, cam in enumerate(cams):
+        hit = r.depth[i] > 0
+        x = cam.unproject(r.depth[i])  # same row-major pixel order as n below
+        n = r.normals[i][hit].astype(np.float64)
+        a = np.sort(np.abs(x), axis=1)
+        clear = a[:, 2] - a[:, 1] > 0.02 * h
+        assert clear.sum() > 500
+        k = np.abs(x).argmax(1)
+        expected = np.zeros_like(x)
+        expected[np.arange(len(x)), k] = np.sign(x[np.arange(len(x)), k])
+        np.testing.assert_allclose(n[clear], expected[clear], atol=1e-6)
+        facing = np.einsum("ij,ij->i", n, cam.position - x)
+        assert (facing > 0).all(), (i, facing.min())
+        seen |= {tuple(e) for e in expected[clear].astype(int)}
+    assert len(seen) == 6
+
+    # the sign is the winding's, not forced towards the viewer: the quad (normal -Y) faces away
+    # from the camera at +Y (dot product -2 exactly: C - X = (x, 2, z), n = -Y) and towards the
+    # camera at -Y (yaw 180)
+    quad = _textured_quad()
+    for yaw, sign in ((0.0, -1.0), (180.0, 1.0)):
+        cam = camera_from_yaw_pitch(yaw, 0.0, 2.0, 40.0, 64)
+        rq = render(quad, [cam], "white", rasterizer)
+        xq = cam.unproject(rq.depth[0])
+        nq = rq.normals[0][rq.depth[0] > 0].astype(np.float64)
+        np.testing.assert_allclose(nq, np.tile([0.0, -1.0, 0.0], (len(nq), 1)), atol=1e-6)
+        np.testing.assert_allclose(np.einsum("ij,ij->i", nq, cam.position - xq), sign * 2.0,
+                                   atol=1e-5)
 
 
 def test_vertex_colours_interpolate():

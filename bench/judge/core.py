@@ -23,8 +23,8 @@ No code is public. What we fix, exactly (the prompt: `prompt`; parsing: `parsing
   Transport failures are retried inside the HTTP backend (timeouts, connection errors, HTTP
   429 and 5xx; exponential backoff); when they persist the verdict has score None and an error
   naming the endpoint URL and the model id. Other HTTP errors (4xx) are not retried.
-* PCS (`pcs_summary`) = the arithmetic mean of the valid scores over objects (NaN when there is
-  none), reported with the counts of scored and missing objects. Missing verdicts are left out
+* PCS (`bench.metrics.pcs.pcs_mean`, applied by the report) = the arithmetic mean of the valid
+  scores over objects (NaN when there is none), reported with the counts of scored and missing objects. Missing verdicts are left out
   of the mean, never counted as 0; a report must show n_missing beside the PCS.
 """
 
@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -46,7 +45,7 @@ from bench.judge.parsing import UnparseableAnswer, parse_score
 from bench.judge.prompt import SYSTEM_PROMPT, sha256_hex
 from bench.judge.verdict import Verdict
 
-__all__ = ["Judge", "JudgeError", "JudgeModelMissing", "JudgeSettings", "pcs_summary", "score_many"]
+__all__ = ["Judge", "JudgeError", "JudgeModelMissing", "JudgeSettings", "score_many"]
 
 
 class JudgeError(RuntimeError):
@@ -155,13 +154,3 @@ def score_many(judge: Judge, items: Mapping[Hashable, Sequence[Image.Image | np.
             out[futures[fut]] = fut.result()
             bar.update(1)
     return {key: out[key] for key in items}
-
-
-def pcs_summary(verdicts: Iterable[Verdict] | Mapping[Any, Verdict]) -> dict:
-    """PCS = mean of the valid scores (NaN when none), with n_scored and n_missing."""
-    if isinstance(verdicts, Mapping):
-        verdicts = verdicts.values()
-    verdicts = list(verdicts)
-    scores = [v.score for v in verdicts if v.score is not None]
-    return {"pcs": float(np.mean(scores)) if scores else float("nan"),
-            "n_scored": len(scores), "n_missing": len(verdicts) - len(scores)}

@@ -9,6 +9,10 @@ Speed without approximation: COV and MMD need only each row's argmin and each co
 M. Cheap exact bounds on every CD (from a 256-point cover of each cloud, see `_bounds`) rule out
 pairs that cannot be a row or column minimum; the exact CD is computed only for the rest, with
 the same function as a full matrix would use, so COV and MMD are identical to brute force.
+
+The torch route (brute force with torch.cdist, for CUDA machines) works in distance blocks of at
+most TORCH_MAX_BYTES (256 MiB), so its memory does not grow with the reference set; which route
+backend="auto" takes is decided by measurement (see coverage_mmd).
 """
 
 from __future__ import annotations
@@ -123,42 +127,106 @@ def chamfer_bounds(gens: list[_Cloud], refs: list[_Cloud]) -> tuple[np.ndarray, 
     return lower, upper
 
 
+TORCH_MAX_BYTES = 1 << 28  # 256 MiB: the largest distance block the torch route allocates
+
+
+def _block_shape(n_items: int, n_rows: int, n_cols: int, itemsize: int,
+                 max_bytes: int | None) -> tuple[int, int, int]:
+    """(items, rows, cols) of a distance block with items * rows * cols * itemsize <= max_bytes,
+    filling columns first, then rows, then items; at least one of each (one distance).
+    max_bytes None: everything at once (no cap)."""
+    if max_bytes is None:
+        return n_items, n_rows, n_cols
+    budget = max(1, max_bytes // itemsize)  # distances per block
+    cols = min(n_cols, budget)
+    rows = min(n_rows, max(1, budget // cols))
+    return min(n_items, max(1, budget // (rows * cols))), rows, cols
+
+
+def _chamfer_to_stack(g, refs, max_bytes: int | None):
+    """Chamfer L2 of one cloud g (n, 3) to every cloud of a stack refs (K, m, 3): a (K,) tensor.
+
+    Squared distances in blocks of at most `max_bytes` (K' references x n' rows x m' columns);
+    each point's nearest distance is the running minimum over the blocks, which is exact (a
+    minimum does not depend on the order), and the means are taken over the complete (K', n)
+    and (K', m) minima, as without blocks."""
+    import torch
+
+    n_refs, m = refs.shape[:2]
+    n = g.shape[0]
+    kb, rb, cb = _block_shape(n_refs, n, m, g.element_size(), max_bytes)
+    out = []
+    for k0 in range(0, n_refs, kb):
+        r = refs[k0:k0 + kb]
+        row_min = g.new_full((len(r), n), float("inf"))  # each point of g: nearest in r
+        col_min = g.new_full((len(r), m), float("inf"))  # each point of r: nearest in g
+        for i0 in range(0, n, rb):
+            gi = g[i0:i0 + rb].expand(len(r), -1, -1)
+            for j0 in range(0, m, cb):
+                # as PointFlow's distChamfer: |a|^2 + |b|^2 - 2ab (cdist's mm route), squared
+                d = torch.cdist(gi, r[:, j0:j0 + cb], compute_mode="use_mm_for_euclid_dist").square_()
+                row_min[:, i0:i0 + rb] = torch.minimum(row_min[:, i0:i0 + rb], d.amin(2))
+                col_min[:, j0:j0 + cb] = torch.minimum(col_min[:, j0:j0 + cb], d.amin(1))
+                del d
+        out.append(row_min.mean(1) + col_min.mean(1))
+    return torch.cat(out)
+
+
 def chamfer_matrix_torch(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray],
-                         device: str = "cpu", dtype=None) -> np.ndarray:
+                         device: str = "cpu", dtype=None,
+                         max_bytes: int | None = TORCH_MAX_BYTES) -> np.ndarray:
     """Brute-force (N_gen, N_ref) Chamfer L2 matrix with torch.cdist, in the style of PointFlow's
     reference (every pairwise distance by the |a|^2 + |b|^2 - 2ab expansion, as PointFlow's
-    distChamfer, no tree). float64 by default so it agrees with the
-    KD-tree path to rounding; batched over the reference set for each generated cloud.
-    The batched path for CUDA machines, and the reference our tests and benchmark use."""
+    distChamfer, no tree). float64 by default so it agrees with the KD-tree path to rounding.
+    The route for CUDA machines, and the reference our tests and benchmark use.
+
+    Memory is bounded: for each generated cloud, the references (grouped by point count) are
+    taken in blocks whose distance tensor holds at most `max_bytes` (default TORCH_MAX_BYTES =
+    256 MiB: two 4,096 x 4,096 float64 pairs), and a single pair larger than that is split over
+    points of both clouds, down to one distance. Peak memory is about max_bytes plus the clouds
+    themselves, whatever N_ref is. max_bytes=None takes all references of a point count at once
+    (N_ref x n x m distances: 64 x 4096 x 4096 x 8 B = 8.6 GB for 64 references, the old
+    allocation); kept for tests.
+    """
     import torch
 
     dtype = dtype or torch.float64
-    refs = [torch.as_tensor(np.asarray(r), dtype=dtype, device=device) for r in reference]
-    same = len({tuple(r.shape) for r in refs}) == 1
-    out = np.empty((len(generated), len(refs)))
+    groups: dict[int, list[int]] = {}  # point count -> reference indices
+    for j, r in enumerate(reference):
+        groups.setdefault(len(r), []).append(j)
+    stacks = {n: torch.stack([torch.as_tensor(np.asarray(reference[j]), dtype=dtype, device=device)
+                              for j in js]) for n, js in groups.items()}
+    out = np.empty((len(generated), len(reference)))
     for i, g in enumerate(generated):
         gt = torch.as_tensor(np.asarray(g), dtype=dtype, device=device)
-        if same:
-            d = torch.cdist(gt.expand(len(refs), -1, -1), torch.stack(refs),
-                            compute_mode="use_mm_for_euclid_dist") ** 2
-            out[i] = (d.min(2).values.mean(1) + d.min(1).values.mean(1)).cpu().numpy()
-        else:
-            for j, r in enumerate(refs):
-                d = torch.cdist(gt, r, compute_mode="use_mm_for_euclid_dist") ** 2
-                out[i, j] = float(d.min(1).values.mean() + d.min(0).values.mean())
+        for n, js in groups.items():
+            out[i, js] = _chamfer_to_stack(gt, stacks[n], max_bytes).cpu().numpy()
     return out
 
 
 def coverage_mmd(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray],
                  normalization: str = "none", prune: bool = True,
-                 backend: str = "auto") -> tuple[float, float]:
+                 backend: str = "auto", max_bytes: int | None = TORCH_MAX_BYTES) -> tuple[float, float]:
     """(COV in [0, 1], MMD in squared units) of a generated set against a reference set.
 
     normalization: "none" (PointFlow) or "lion_box" (LION's per-shape box normalization).
     prune: skip pairs that provably are neither a row argmin nor a column min (exact; False
     computes the full matrix, for testing).
-    backend: "kdtree" (CPU, pruned), "torch" (batched brute force; on CUDA when available),
-    "auto" = torch on a CUDA machine, else kdtree.
+    backend: both routes are exact and agree (same COV, MMD to rounding, ~1e-15 relative):
+      "kdtree": CPU, KD-trees with exact pruning; memory O(total points + N_gen x N_ref).
+      "torch": brute force with torch.cdist (chamfer_matrix_torch), on CUDA when available;
+        memory bounded by `max_bytes` per distance block (see chamfer_matrix_torch).
+      "auto": the faster of the two, by measurement (`auto_backend`):
+        - no CUDA device: "kdtree", by measurement (`python -m bench.perf.covmmd_benchmark`,
+          64 x 64 clouds of 4,096 points, float64, 2 shared CPU cores): KD route with pruning
+          15.2 s; torch route on the CPU (chunked, 256 MiB blocks) 1,098 s (extrapolated from
+          2 of 64 rows against all 64 references), 72x slower; entries agree to 4e-15. Brute
+          force is O(n m) per pair against O((n + m) log m), so no probe is run on CPUs.
+        - a CUDA device: the first "auto" call of the process times both routes on a probe
+          (8 x 8 clouds of 4,096 points, `_probe_backends`) and keeps the faster for the
+          process (`auto_backend`); the probe's KD half takes 1.6-1.8 s on the 2 cores here. Not
+          measured on a GPU: this machine has none.
+    max_bytes: the torch route's cap on one distance block (None: no cap).
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
@@ -172,11 +240,12 @@ def coverage_mmd(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray
         generated = [lion_box_normalize(np.asarray(g, np.float64)) for g in generated]
         reference = [lion_box_normalize(np.asarray(r, np.float64)) for r in reference]
     if backend == "auto":
-        backend = "torch" if _cuda_available() else "kdtree"
+        backend = auto_backend()
     if backend == "torch":
         for p in list(generated) + list(reference):
             _check_cloud(np.asarray(p))
-        m = chamfer_matrix_torch(generated, reference, "cuda" if _cuda_available() else "cpu")
+        m = chamfer_matrix_torch(generated, reference, "cuda" if _cuda_available() else "cpu",
+                                 max_bytes=max_bytes)
         return _cov_mmd_from_matrix(m)
     gens = [_Cloud.build(g) for g in generated]
     refs = [_Cloud.build(r) for r in reference]
@@ -206,6 +275,47 @@ def _cuda_available() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+_AUTO: dict[str, str] = {}  # device -> the route "auto" takes there, once per process
+
+
+def auto_backend() -> str:
+    """The route coverage_mmd(backend="auto") takes in this process: "kdtree" without a CUDA
+    device (measured, see coverage_mmd); with one, the faster on a probe, timed once and cached."""
+    if not _cuda_available():
+        return "kdtree"
+    if "cuda" not in _AUTO:
+        _AUTO["cuda"] = _probe_backends("cuda")
+    return _AUTO["cuda"]
+
+
+def _probe_sets(n_clouds: int, n_points: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A small COV/MMD problem like the harness's: references are surface samples of
+    ellipsoids with random axes, generated clouds are them rescaled with noise, shuffled."""
+    rng = np.random.default_rng(seed)
+    refs = []
+    for _ in range(n_clouds):
+        u = rng.normal(size=(n_points, 3))
+        refs.append(u / np.linalg.norm(u, axis=1, keepdims=True) * rng.uniform(0.2, 0.5, 3))
+    gens = [r * rng.uniform(0.9, 1.1, 3) + rng.normal(0, 0.01, r.shape) for r in refs]
+    return [gens[i] for i in rng.permutation(n_clouds)], refs
+
+
+def _probe_backends(device: str, n_clouds: int = 8, n_points: int = 4096) -> str:
+    """Time the KD route and the torch route (on `device`) on the same probe problem, after one
+    untimed torch pair (CUDA context, kernels); return the faster route's name."""
+    import time
+
+    gens, refs = _probe_sets(n_clouds, n_points)
+    chamfer_matrix_torch(gens[:1], refs[:1], device)  # warm-up, not timed
+    t = time.perf_counter()
+    coverage_mmd(gens, refs, backend="kdtree")
+    t_kd = time.perf_counter() - t
+    t = time.perf_counter()
+    _cov_mmd_from_matrix(chamfer_matrix_torch(gens, refs, device))  # .cpu() synchronizes
+    t_torch = time.perf_counter() - t
+    return "torch" if t_torch < t_kd else "kdtree"
 
 
 def distance_matrix(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> np.ndarray:

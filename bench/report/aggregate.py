@@ -139,6 +139,7 @@ def _pcs(out: Path, ok: list) -> tuple[dict, list]:
     """PCS over the group's generations that have a judge verdict (amodal-bench pcs)."""
     import json
 
+    from bench.metrics.pcs import pcs_mean
     from bench.records.store import pcs_path
 
     verdicts = []
@@ -163,8 +164,8 @@ def _pcs(out: Path, ok: list) -> tuple[dict, list]:
         notes.append(f"pcs: {len(ok) - len(scores)} of {len(ok)} generations without a judge score "
                      f"({len(verdicts) - len(scores)} unparseable or failed, "
                      f"{len(ok) - len(verdicts)} not judged)")
-    return {"pcs": float(np.mean(scores)) if scores else float("nan"), "pcs_n": len(scores),
-            "pcs_judge": "; ".join(judges)}, notes
+    summary = pcs_mean(v.get("score") for v in verdicts)
+    return {"pcs": summary["pcs"], "pcs_n": summary["n_scored"], "pcs_judge": "; ".join(judges)}, notes
 
 
 def _metric_notes(recs: list, row: dict) -> list[str]:

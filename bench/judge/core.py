@@ -24,8 +24,9 @@ No code is public. What we fix, exactly (the prompt: `prompt`; parsing: `parsing
   429 and 5xx; exponential backoff); when they persist the verdict has score None and an error
   naming the endpoint URL and the model id. Other HTTP errors (4xx) are not retried.
 * PCS (`bench.metrics.pcs.pcs_mean`, applied by the report) = the arithmetic mean of the valid
-  scores over objects (NaN when there is none), reported with the counts of scored and missing objects. Missing verdicts are left out
-  of the mean, never counted as 0; a report must show n_missing beside the PCS.
+  scores over objects (NaN when there is none), reported with the counts of scored and missing
+  objects. Missing verdicts are left out of the mean, never counted as 0; a report must show
+  n_missing beside the PCS.
 """
 
 from __future__ import annotations

@@ -269,7 +269,7 @@ def cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -
     elapsed = time.perf_counter() - t0
     print(format_table(pd.read_csv(path)))  # the table just written, not a second aggregation
     print(f"\nleaderboard: {path}")
-    sheets = sorted((Path(args.out) / "sheets").rglob("*.png"))
+    sheets = [p for p in sorted((Path(args.out) / "sheets").rglob("*.png")) if "renders" not in p.parts]
     if sheets:
         print(f"contact sheets: {Path(args.out) / 'sheets'} ({len(sheets)} PNG)")
     print(f"elapsed: {elapsed:.1f} s")

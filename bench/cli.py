@@ -34,25 +34,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (`--limit 0` would otherwise mean "all", `-1` "all but one")."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+
+def int_at_least(lo: int):
+    """argparse type: an integer >= lo (`--limit 0` would otherwise mean "all", `-1` "all but one")."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {value}")
+        return value
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+positive_int, non_negative_int = int_at_least(1), int_at_least(0)
+
 
 def _methods(value: str) -> list[str]:
     from bench.methods.registry import adapter_from_string, is_method_string

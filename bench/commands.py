@@ -42,7 +42,7 @@ def iter_cases(args):
     ids = ids[: args.limit] if args.limit else ids
     for oid in tqdm(ids, desc=protocol.name, unit="obj"):
         try:
-            asset = ds.load(oid)
+            asset = ds.load(oid, protocol.import_frame)
         except AssetError as e:
             yield oid, None, [], [f"{oid}: asset: {e}"]
             continue

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench.inputs.cameras import Camera, Rig, camera_from_yaw_pitch, intrinsics_from_fov
+from bench.inputs.cameras import (
+    Camera,
+    Rig,
+    camera_from_yaw_pitch,
+    input_view_pool,
+    intrinsics_from_fov,
+    sphere_hammersley,
+)
 
 RIG_SPEC = {"yaws_deg": [0, 90, 180, 270], "pitch_deg": 30, "radius": 2.0, "fov_deg": 40,
             "resolution": 512}
@@ -194,3 +202,45 @@ def test_camera_json_round_trip():
     np.testing.assert_array_equal(back.intrinsics, cam.intrinsics)
     assert (back.width, back.height) == (320, 320)
     assert back.extrinsics.dtype == np.float64 and back.extrinsics.shape == (4, 4)
+
+
+# ---------------------------------------------------------------------------- view pools
+
+def test_sphere_hammersley_equals_trellis_upstream():
+    """Against values produced by TRELLIS's own sphere_hammersley_sequence, run outside this
+    repository (tests/data/trellis_hammersley.json names the commit): same positions to 1e-12."""
+
+    ref = json.loads((Path(__file__).parent / "data" / "trellis_hammersley.json").read_text())
+    for case in ref["cases"]:
+        phi_theta = np.asarray(case["phi_theta"])
+        yaws, pitches = sphere_hammersley(case["num"], tuple(case["offset"]))
+        # upstream's Blender camera: r (cos phi cos theta, sin phi cos theta, sin theta)
+        up = np.stack([np.cos(phi_theta[:, 0]) * np.cos(phi_theta[:, 1]),
+                       np.sin(phi_theta[:, 0]) * np.cos(phi_theta[:, 1]), np.sin(phi_theta[:, 1])], 1)
+        ours = np.stack([camera_from_yaw_pitch(y, p, 1.0, 40, 8).position
+                         for y, p in zip(yaws, pitches)])
+        np.testing.assert_allclose(ours, up, atol=1e-12)
+        np.testing.assert_allclose(pitches, np.rad2deg(phi_theta[:, 1]), atol=1e-12)
+        assert ((yaws >= 0) & (yaws < 360)).all()
+
+
+def test_hammersley_pool_covers_the_sphere_and_depends_on_the_seed():
+    spec = {"pool": {"kind": "hammersley", "views": 150}}
+    yaws, pitches = input_view_pool(spec, seed=1)
+    assert len(yaws) == 150
+    # TRELLIS's warp sends u < 1/4 to the lower hemisphere and the rest to the upper one, each
+    # area-uniform: a quarter of the views below the horizon, E[sin pitch] = (-1/2 + 3 * 1/2) / 4
+    s = np.sin(np.deg2rad(pitches))
+    assert abs((s < 0).mean() - 0.25) <= 1 / 150 and abs(s.mean() - 0.25) < 0.01
+    again, _ = input_view_pool(spec, seed=1)
+    other, _ = input_view_pool(spec, seed=2)
+    np.testing.assert_array_equal(yaws, again)
+    assert not np.allclose(yaws, other)
+
+
+def test_fixed_and_uniform_pools():
+    yaws, pitches = input_view_pool({"pool": {"kind": "fixed", "yaws_deg": [0, 45, 90],
+                                              "pitch_deg": 30}}, seed=0)
+    np.testing.assert_array_equal(yaws, [0, 45, 90])
+    np.testing.assert_array_equal(pitches, [30, 30, 30])
+    assert input_view_pool({"yaw_deg": [0, 360], "pitch_deg": [30, 30]}, seed=0) is None

@@ -136,3 +136,44 @@ def test_triangle_soup_and_single_triangle_are_case_errors(mesh_kind):
     asset = Asset("bad", mesh, "")
     with pytest.raises(CaseError, match="triangle"):
         build_case(asset, load_protocol("amodal3r-gso"), 1)
+
+
+def test_hammersley_pool_inputs_are_pool_views_without_repeats(asset):
+    """amodal3r-code draws its inputs from TRELLIS's 150-view Hammersley pool of the object."""
+    from bench.inputs.cameras import input_view_pool
+
+    p = load_protocol("amodal3r-code")
+    yaws, pitches = input_view_pool(p.spec["input"], p.seed_for(asset.object_id))
+    pool = {(round(y, 9), round(q, 9)) for y, q in zip(yaws, pitches)}
+    case = build_case(asset, p, 4)
+    picked = [(round(v.yaw_deg, 9), round(v.pitch_deg, 9)) for v in case.views]
+    assert set(picked) <= pool and len(set(picked)) == 4
+    assert len({round(v.pitch_deg, 3) for v in case.views}) > 1  # not a fixed-pitch rig
+
+
+def test_fixed_pool_inputs_are_gena3d_yaws(asset):
+    p = load_protocol("gena3d-code")
+    case = build_case(asset, p, 2)  # (only 2 of the 8 yaws of this object show 30-70 % visible)
+    yaws = [v.yaw_deg for v in case.views]
+    assert set(yaws) <= {0, 45, 90, 135, 180, 225, 270, 315} and len(set(yaws)) == 2
+    assert all(v.pitch_deg == 30 for v in case.views)
+
+
+def test_an_exhausted_pool_is_a_case_error(asset):
+    p = load_protocol("gena3d-code")
+    p = _with(p, pool={"kind": "fixed", "yaws_deg": [0, 90], "pitch_deg": 30})
+    with pytest.raises(CaseError, match="2-view pool"):
+        build_case(asset, p, 4)
+
+
+def test_blender_obj_import_frame_lays_the_object_on_its_back(gso_root):
+    """Blender's default OBJ import maps file (x, y, z) to (x, -z, y): the normalized vertices
+    are the upright ones turned that way (exact: a signed permutation, then the same bbox
+    centring and scale)."""
+    from bench.inputs.dataset import open_dataset
+
+    ds = open_dataset("gso", gso_root)
+    up, back = ds.load("Android_Lego"), ds.load("Android_Lego", "blender-obj")
+    v = up.mesh.vertices.astype(np.float64)
+    np.testing.assert_allclose(back.mesh.vertices, np.c_[v[:, 0], -v[:, 2], v[:, 1]], atol=1e-6)
+    assert back.import_frame == "blender-obj" and up.import_frame == "upright"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -44,9 +42,9 @@ def _check_faces_ratio(mesh: Mesh, ratio: float, seed: int) -> np.ndarray:
     occ = grow_occlusion(mesh, ratio, np.random.default_rng(seed), by="faces")
     assert occ.dtype == bool and occ.shape == (len(mesh.faces),)
     covered, target = int(occ.sum()), ratio * len(mesh.faces)
-    # reference: ceil semantics, exact integer arithmetic (no tolerance)
-    assert covered >= target and covered - 1 < target
-    assert covered == math.ceil(target)
+    # reference: 3d_mask_render.py's count, num_black_faces = int(num_faces * mask_ratio)
+    assert covered <= target < covered + 1
+    assert covered == int(len(mesh.faces) * ratio)
     return occ
 
 
@@ -134,7 +132,7 @@ def test_growth_restarts_on_disconnected_mesh():
     nf = len(s.faces)
     for seed in range(4):
         occ = grow_occlusion(two, 0.75, np.random.default_rng(seed))
-        assert occ.sum() == math.ceil(0.75 * 2 * nf)  # exact
+        assert occ.sum() == int(0.75 * 2 * nf)  # exact (480: no rounding)
         per_sphere = sorted([occ[:nf].sum(), occ[nf:].sum()])
         assert per_sphere == [0.75 * 2 * nf - nf, nf]
         adj = _adjacency_matrix(two)
@@ -176,6 +174,29 @@ def test_adjacency_merges_uv_seam_duplicates():
     indptr_m, nbrs_m = face_adjacency(_mesh(box))
     np.testing.assert_array_equal(indptr, indptr_m)
     np.testing.assert_array_equal(nbrs, nbrs_m)
+
+
+def test_mesh_vertex_adjacency_stops_at_uv_seams():
+    # the public script's adjacency (vertex indices of the exported mesh): a cube whose faces
+    # are all split apart has no neighbours, so every chosen face is a new start face
+    box = trimesh.creation.box()
+    v = box.vertices[box.faces].reshape(-1, 3)
+    split = Mesh(v, np.arange(len(v)).reshape(-1, 3))
+    indptr, _ = face_adjacency(split, "mesh-vertices")
+    np.testing.assert_array_equal(np.diff(indptr), 0)
+    # the unsplit cube: same pairs either way
+    for kind in ("merged", "mesh-vertices"):
+        np.testing.assert_array_equal(np.diff(face_adjacency(_mesh(box), kind)[0]), 3)
+    with pytest.raises(ValueError, match="adjacency"):
+        face_adjacency(split, "positions")
+
+
+def test_one_start_face_gives_one_region_until_the_piece_is_used_up(ico):
+    # the public script grows from ONE start face: on a connected mesh the region is connected
+    for seed in range(5):
+        occ = grow_occlusion(ico, 0.37, np.random.default_rng(seed), adjacency="mesh-vertices")
+        assert occ.sum() == int(0.37 * len(ico.faces))
+        assert _n_components(_adjacency_matrix(ico), np.flatnonzero(occ)) == 1
 
 
 def test_region_grows_across_uv_seams():

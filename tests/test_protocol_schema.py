@@ -48,6 +48,12 @@ def test_every_shipped_protocol_passes():
      r"eval_rig\.radius: expected a value \(the protocol lacks eval_rig\.radius\)"),
     ("occlusion", "by", "volume", None, r"occlusion\.by: expected one of faces, area, got 'volume'"),
     ("input", "views", [1, True], None, r"input\.views: expected a non-empty list of integers"),
+    ("input", "pool", {"kind": "hammersley"}, None,
+     r"input\.pool\.views: expected a value \(a hammersley pool needs input\.pool\.views\)"),
+    ("input", "pool", {"kind": "fixed", "yaws_deg": [0, 90]}, None, r"input\.pool\.pitch_deg: expected a value"),
+    ("input", "pool", {"kind": "sobol"}, None, r"input\.pool\.kind: expected one of uniform, hammersley, fixed"),
+    ("input", None, None, "yaw_deg", r"input\.yaw_deg: expected a value \(a uniform pool needs"),
+    ("occlusion", "adjacency", "positions", None, r"occlusion\.adjacency: expected one of merged, mesh-vertices"),
 ])
 def test_schema_errors_name_file_key_and_expectation(tmp_path, section, key, value, drop, expect):
     path = _edited(tmp_path, section, key, value, drop)
@@ -55,6 +61,31 @@ def test_schema_errors_name_file_key_and_expectation(tmp_path, section, key, val
         load_protocol(str(path))
     msg = str(err.value)
     assert msg.startswith(f"protocol {path}: ") and "\n" not in msg
+
+
+@pytest.mark.parametrize("key,value,expect", [
+    ("import_frame", "y-up", r"import_frame: expected one of upright, blender-obj, got 'y-up'"),
+    ("gt_appearance", "eevee", r"gt_appearance: expected one of cycles-trellis, cycles-gena3d, raster-unlit"),
+])
+def test_top_level_renderer_and_frame_keys(tmp_path, key, value, expect):
+    spec = yaml.safe_load(BASE)
+    spec[key] = value
+    with pytest.raises(ProtocolError, match=expect):
+        load_protocol(str(_write(tmp_path, yaml.safe_dump(spec))))
+
+
+def test_paper_protocols_name_their_gt_renderer_and_frame():
+    expect = {"amodal3r-gso": ("cycles-trellis", "upright"), "amodal3r-code": ("cycles-trellis", "blender-obj"),
+              "gena3d-gso": ("cycles-gena3d", "upright"), "gena3d-code": ("cycles-gena3d", "upright"),
+              "gena3d-occlusion-sweep": ("cycles-gena3d", "upright")}
+    for name, (renderer, frame) in expect.items():
+        p = load_protocol(name)
+        assert (p.gt_appearance, p.import_frame) == (renderer, frame)
+    # the public 3d_mask_render.py: one start face, uniform(0.2, 0.5), the mesh's own vertex indices
+    for name in ("amodal3r-code", "gena3d-code"):
+        occ = load_protocol(name).spec["occlusion"]
+        assert occ["ratio"] == [0.2, 0.5] and occ.get("seed_faces", 1) == 1
+        assert occ["adjacency"] == "mesh-vertices"
 
 
 def test_malformed_and_empty_yaml(tmp_path):

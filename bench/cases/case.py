@@ -13,7 +13,7 @@ import numpy as np
 
 from bench.cases.occlusion import OcclusionError, grow_occlusion, view_masks
 from bench.inputs.assets import Asset
-from bench.inputs.cameras import Camera, camera_from_yaw_pitch
+from bench.inputs.cameras import Camera, camera_from_yaw_pitch, input_view_pool
 from bench.inputs.protocol import Protocol
 from bench.render import render
 from bench.render.shading import background_rgb
@@ -65,22 +65,38 @@ class AmodalCase:
     occluded_faces: np.ndarray | None = field(default=None, repr=False)
 
 
+def _candidates(spec: dict, pool, rng: np.random.Generator):
+    """Candidate input (yaw, pitch) pairs: uniform draws from the protocol's ranges, or the
+    pool's views in a seeded random order, each at most once (drawn without replacement)."""
+    if pool is None:
+        while True:
+            yield float(rng.uniform(*spec["yaw_deg"])), float(rng.uniform(*spec["pitch_deg"]))
+    yaws, pitches = pool
+    for i in rng.permutation(len(yaws)):
+        yield float(yaws[i]), float(pitches[i])
+
+
 def _sample_views(asset: Asset, protocol: Protocol, occluded: np.ndarray, n: int,
-                  rng: np.random.Generator, rejected: list[dict]) -> list[InputView]:
-    """Draw input cameras until n views have a visible fraction in the protocol's range;
-    every rejected candidate is appended to `rejected` (yaw, pitch, visible fraction)."""
+                  rng: np.random.Generator, rejected: list[dict], seed: int) -> list[InputView]:
+    """Draw input cameras (from the protocol's view pool, bench.inputs.cameras.input_view_pool)
+    until n views have a visible fraction in the protocol's range; every rejected candidate is
+    appended to `rejected` (yaw, pitch, visible fraction)."""
     spec = protocol.spec["input"]
     lo, hi = spec.get("visible_fraction", [0.0, 1.0])
     occluder = background_rgb(protocol.spec["occlusion"].get("occluder_color", "black"))
     views: list[InputView] = []
     tries = 0
+    candidates = _candidates(spec, input_view_pool(spec, seed), rng)
     while len(views) < n:
         if tries >= int(spec.get("max_tries", 64)):
             raise CaseError(f"only {len(views)} of {n} input views reached a visible fraction in "
                             f"[{lo}, {hi}] after {tries} tries")
         tries += 1
-        yaw = float(rng.uniform(*spec["yaw_deg"]))
-        pitch = float(rng.uniform(*spec["pitch_deg"]))
+        try:
+            yaw, pitch = next(candidates)
+        except StopIteration:
+            raise CaseError(f"only {len(views)} of {n} input views of the {len(views) + len(rejected)}"
+                            f"-view pool reached a visible fraction in [{lo}, {hi}]") from None
         cam = camera_from_yaw_pitch(yaw, pitch, float(spec["radius"]), float(spec["fov_deg"]),
                                     int(spec["resolution"]))
         r = render(asset.mesh, [cam], protocol.background)
@@ -112,15 +128,16 @@ def build_case(asset: Asset, protocol: Protocol, n_views: int,
         ratio = float(degree)
     try:
         occluded = grow_occlusion(asset.mesh, ratio, rng, occ_spec.get("by", "faces"),
-                                  int(occ_spec.get("seed_faces", 1)))
+                                  int(occ_spec.get("seed_faces", 1)), occ_spec.get("adjacency", "merged"))
     except OcclusionError as e:
         raise CaseError(f"occlusion: {e}") from e
     # the input views of a setting are drawn after the occlusion, from a stream of their own
     key = [seed, n_views] if degree is None else [seed, n_views, round(degree * 100)]
     view_rng = np.random.default_rng(key)
     rejected: list[dict] = []
-    views = _sample_views(asset, protocol, occluded, n_views, view_rng, rejected)
+    views = _sample_views(asset, protocol, occluded, n_views, view_rng, rejected, seed)
     return AmodalCase(asset.object_id, protocol.name, protocol.content_hash, n_views, seed, views,
                       protocol.background, ratio, asset.source, degree,
                       {"occluded_faces": int(occluded.sum()), "faces": len(occluded),
-                       "up_axis": asset.up_axis, "rejected_views": rejected}, occluded)
+                       "up_axis": asset.up_axis, "import_frame": asset.import_frame,
+                       "rejected_views": rejected}, occluded)

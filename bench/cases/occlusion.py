@@ -18,10 +18,22 @@ class OcclusionError(ValueError):
     """The mesh cannot carry a grown occlusion region (a single triangle, a triangle soup)."""
 
 
-def face_adjacency(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
-    """Faces sharing an edge, as CSR (indptr (F+1,), indices). Vertices are merged by position
-    first, so UV seams (duplicated vertices) do not cut the surface apart."""
-    _, vid = np.unique(np.round(mesh.vertices.astype(np.float64), 7), axis=0, return_inverse=True)
+ADJACENCY = ("merged", "mesh-vertices")
+
+
+def face_adjacency(mesh: Mesh, adjacency: str = "merged") -> tuple[np.ndarray, np.ndarray]:
+    """Faces sharing an edge, as CSR (indptr (F+1,), indices).
+
+    adjacency="merged": vertices are merged by position first, so UV seams (duplicated vertices)
+    do not cut the surface apart. "mesh-vertices": edges are pairs of the mesh's own vertex
+    indices, as the public 3d_mask_render.py builds them from Blender's exported PLY (whose
+    vertices are split at UV seams), so a seam stops the growth."""
+    if adjacency not in ADJACENCY:
+        raise ValueError(f"occlusion adjacency must be one of {', '.join(ADJACENCY)}, got {adjacency!r}")
+    if adjacency == "merged":
+        _, vid = np.unique(np.round(mesh.vertices.astype(np.float64), 7), axis=0, return_inverse=True)
+    else:
+        vid = np.arange(len(mesh.vertices))
     f = vid.reshape(-1)[mesh.faces.reshape(-1)].reshape(-1, 3)
     edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
     face_of_edge = np.tile(np.arange(len(f)), 3)
@@ -57,14 +69,19 @@ def face_areas(mesh: Mesh) -> np.ndarray:
 
 
 def grow_occlusion(mesh: Mesh, ratio: float, rng: np.random.Generator, by: str = "faces",
-                   seed_faces: int = 1) -> np.ndarray:
-    """Occlude a face region grown breadth-first from `seed_faces` random start faces at once.
+                   seed_faces: int = 1, adjacency: str = "merged") -> np.ndarray:
+    """Occlude a face region grown breadth-first from one random start face (the default, as the
+    papers describe and the public 3d_mask_render.py does, lines 46-57 and 96-100).
 
-    ratio: target share of faces (by='faces') or of surface area (by='area'), in [0, 1].
-    seed_faces: 1 gives one connected region (the papers' description); the public
-    3d_mask_render.py grows from several start faces. When the queue empties before the target
-    (a connected component is exhausted), growth restarts from a new random unoccluded face.
-    Returns (F,) bool, True = occluded.
+    ratio: target share of faces (by='faces') or of surface area (by='area'), in [0, 1]. By
+    faces the count is floored, int(F * ratio), as 3d_mask_render.py does; by area growth stops
+    at the first face that reaches ratio x total area.
+    seed_faces: > 1 starts from several random faces at once (a named variant, not a paper's).
+    When the queue empties before the target (a connected piece is used up), growth restarts
+    from a new random unoccluded face. (The script restarts from any random face, possibly an
+    already chosen one, and re-walks it: the final count is the same, which pieces are added
+    may differ; its neighbour order is Python's set order, ours the sorted face index.)
+    adjacency: see face_adjacency. Returns (F,) bool, True = occluded.
     """
     if by not in ("faces", "area"):
         raise ValueError(f"occlusion 'by' must be 'faces' or 'area', got {by!r}")
@@ -74,8 +91,8 @@ def grow_occlusion(mesh: Mesh, ratio: float, rng: np.random.Generator, by: str =
     if n < 2:
         raise OcclusionError("a single triangle cannot be partly occluded")
     weight = np.ones(n) if by == "faces" else face_areas(mesh)
-    target = ratio * weight.sum()
-    indptr, nbrs = face_adjacency(mesh)
+    target = float(int(n * ratio)) if by == "faces" else ratio * weight.sum()
+    indptr, nbrs = face_adjacency(mesh, adjacency)
     if len(nbrs) == 0:
         raise OcclusionError(f"triangle soup: none of the {n} faces shares an edge, so no region "
                              "can grow over the surface")

@@ -20,6 +20,14 @@ import trimesh
 Z_UP_TO_Y_UP = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float64)
 
 
+# Blender's default OBJ import (forward -Z, up Y) maps a file's (x, y, z) to (x, -z, y) in its
+# Z-up world (column-vector form p_world = M @ p_file): TRELLIS's and Amodal3R's render scripts
+# import GSO's Z-up OBJ files this way, laying them on their back. GENA3D turns them back upright
+# (-90 deg about X after import, dataset_toolkits/render.py:436), which is the file's own frame.
+BLENDER_OBJ_IMPORT = Z_UP_TO_Y_UP.copy()
+IMPORT_FRAMES = ("upright", "blender-obj")
+
+
 class AssetError(ValueError):
     """A mesh that cannot be evaluated (unreadable, empty, NaN, missing texture)."""
 
@@ -89,6 +97,7 @@ class Asset:
     scale: float = 1.0
     offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
     up_axis: str = "z"
+    import_frame: str = "upright"
 
 
 class _TextureResolver(trimesh.resolvers.FilePathResolver):
@@ -278,18 +287,27 @@ def normalize_mesh(mesh: Mesh) -> tuple[Mesh, float, np.ndarray]:
     return mesh.transformed(scale, offset), scale, offset
 
 
-def load_asset(path: str | os.PathLike, object_id: str | None = None, up_axis: str = "z") -> Asset:
+def load_asset(path: str | os.PathLike, object_id: str | None = None, up_axis: str = "z",
+               import_frame: str = "upright") -> Asset:
     """Load a mesh and bring it into the TRELLIS object frame.
 
     up_axis: the file's up axis, 'z' (GSO, PLY scans) or 'y' (glTF convention, TRELLIS GLB outputs).
+    import_frame: "upright" keeps the file's frame (after up_axis); "blender-obj" is the frame of
+    Blender's default OBJ import, BLENDER_OBJ_IMPORT applied before normalization (a protocol's
+    `import_frame`, PROTOCOLS.md 7).
     """
     if up_axis not in ("z", "y"):
         raise ValueError(f"up_axis must be 'z' or 'y', got {up_axis!r}")
+    if import_frame not in IMPORT_FRAMES:
+        raise ValueError(f"import_frame must be one of {', '.join(IMPORT_FRAMES)}, got {import_frame!r}")
     path = Path(path)
     mesh = load_mesh(path)
     if up_axis == "y":
         mesh = replace(mesh, vertices=y_up_to_z_up(mesh.vertices.astype(np.float64)))
+    if import_frame == "blender-obj":
+        mesh = replace(mesh, vertices=(mesh.vertices.astype(np.float64) @ BLENDER_OBJ_IMPORT.T)
+                       .astype(np.float32))
     mesh, scale, offset = normalize_mesh(mesh)
     if object_id is None:  # GSO layout <id>/meshes/model.obj: the id is the grandparent folder
         object_id = path.parent.parent.name if path.parent.name == "meshes" else path.stem
-    return Asset(object_id, mesh, str(path), scale, offset, up_axis)
+    return Asset(object_id, mesh, str(path), scale, offset, up_axis, import_frame)

@@ -127,3 +127,48 @@ class Rig:
         cams = tuple(camera_from_yaw_pitch(y, p, float(spec["radius"]), float(spec["fov_deg"]),
                                            int(spec["resolution"])) for y, p in zip(yaws, pitches))
         return cls(name, cams, tuple(yaws), tuple(pitches))
+
+
+def _radical_inverse_base2(i: int) -> float:
+    """Van der Corput radical inverse of i in base 2 (bits of i mirrored behind the point)."""
+    val, f = 0.0, 0.5
+    while i > 0:
+        val += (i & 1) * f
+        i >>= 1
+        f *= 0.5
+    return val
+
+
+def sphere_hammersley(num: int, offset: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """TRELLIS's view pool (dataset_toolkits/utils.py `sphere_hammersley_sequence`, called by
+    dataset_toolkits/render.py with offset = (rand(), rand()) per object): point i of `num` is
+    (u, v) = (i / num + offset_0 / num, radical_inverse_2(i) + offset_1), u warped piecewise
+    (2u below 1/4, else 2u/3 + 1/3), pitch = arccos(1 - 2u) - 90 deg, Blender yaw = 360 v deg.
+
+    Returns (yaws_deg, pitches_deg) in the TRELLIS render_utils convention of this module
+    (yaw = 90 deg - Blender yaw, the Blender script's convention), yaws in [0, 360)."""
+    yaws, pitches = np.empty(num), np.empty(num)
+    for i in range(num):
+        u = i / num + offset[0] / num
+        v = _radical_inverse_base2(i) + offset[1]
+        u = 2 * u if u < 0.25 else 2 / 3 * u + 1 / 3
+        pitches[i] = np.rad2deg(np.arccos(1 - 2 * u) - np.pi / 2)
+        yaws[i] = (90.0 - np.rad2deg(v * 2 * np.pi)) % 360.0
+    return yaws, pitches
+
+
+def input_view_pool(spec: dict, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pool a protocol's input views are drawn from (protocol `input` section), as
+    (yaws_deg, pitches_deg), or None for uniform yaw / pitch ranges (no pool).
+
+    hammersley: TRELLIS's sequence of `pool.views` with a random offset drawn from the object's
+    seed (a stream of its own: every setting of an object sees the same pool, as TRELLIS renders
+    one pool per object); fixed: `pool.yaws_deg` at `pool.pitch_deg` (GENA3D's 8 yaws)."""
+    pool = spec.get("pool", {"kind": "uniform"})
+    if pool["kind"] == "uniform":
+        return None
+    if pool["kind"] == "fixed":
+        yaws = np.asarray(pool["yaws_deg"], float)
+        return yaws, np.full(len(yaws), float(pool["pitch_deg"]))
+    offset = np.random.default_rng([seed, 0x5EED_9001]).random(2)
+    return sphere_hammersley(int(pool["views"]), (float(offset[0]), float(offset[1])))

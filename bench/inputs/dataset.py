@@ -38,9 +38,11 @@ class Dataset:
     def mesh_path(self, object_id: str) -> Path:
         return self.root / self.manifest["layout"]["mesh"].format(object_id=object_id)
 
-    def load(self, object_id: str) -> Asset:
-        """Load one object in the TRELLIS object frame; raises AssetError on a bad mesh."""
-        return load_asset(self.mesh_path(object_id), object_id, self.manifest.get("up_axis", "z"))
+    def load(self, object_id: str, import_frame: str = "upright") -> Asset:
+        """Load one object in the TRELLIS object frame, imported in `import_frame` (a protocol's
+        `import_frame`); raises AssetError on a bad mesh."""
+        return load_asset(self.mesh_path(object_id), object_id, self.manifest.get("up_axis", "z"),
+                          import_frame)
 
     def verify(self, object_id: str) -> bool:
         """True when the mesh file's sha256 matches the manifest."""

@@ -56,6 +56,17 @@ class Protocol:
         return self.spec["background"]
 
     @property
+    def import_frame(self) -> str:
+        """The frame GT meshes are imported in ("upright" unless the protocol names one)."""
+        return self.spec.get("import_frame", "upright")
+
+    @property
+    def gt_appearance(self) -> str:
+        """The GT appearance renderer of the eval rig: cycles-trellis, cycles-gena3d or the fast,
+        non-standard raster-unlit (the default of a protocol that names none)."""
+        return self.spec.get("gt_appearance", "raster-unlit")
+
+    @property
     def view_settings(self) -> list[int]:
         return [int(v) for v in self.spec["input"]["views"]]
 

@@ -84,10 +84,19 @@ RIG = {
     "fov_deg": (True, number(0, 180, open_lo=True)),
     "resolution": (True, integer(1)),
 }
+POOL = {
+    # where input cameras come from: uniform yaw/pitch ranges (input.yaw_deg, input.pitch_deg),
+    # TRELLIS's sphere Hammersley sequence of `views` with a random offset, or fixed yaws
+    "kind": (True, one_of("uniform", "hammersley", "fixed")),
+    "views": (False, integer(1)),
+    "yaws_deg": (False, number_list()),
+    "pitch_deg": (False, number(-90, 90)),
+}
 INPUT = {
     "views": (True, number_list(1, integers=True)),
-    "yaw_deg": (True, number_list(length=2)),
-    "pitch_deg": (True, number_list(-90, 90, length=2)),
+    "pool": (False, POOL),
+    "yaw_deg": (False, number_list(length=2)),
+    "pitch_deg": (False, number_list(-90, 90, length=2)),
     "radius": (True, number(0, open_lo=True)),
     "fov_deg": (True, number(0, 180, open_lo=True)),
     "resolution": (True, integer(1)),
@@ -100,6 +109,7 @@ OCCLUSION = {
     "degrees": (False, number_list(0, 1)),
     "by": (False, one_of("faces", "area")),
     "seed_faces": (False, integer(1)),
+    "adjacency": (False, one_of("merged", "mesh-vertices")),
     "occluder_color": (False, None),  # filled in by schema(): the named backgrounds
 }
 POINTCLOUD = {
@@ -118,6 +128,13 @@ def schema(backgrounds) -> dict:
         "dataset": (True, string()),
         "seed": (False, string()),
         "background": (True, colours),
+        # the frame a mesh is imported in (PROTOCOLS.md 7): "upright" keeps the file's Z-up
+        # frame (GENA3D's -90 deg X turn after Blender's OBJ import), "blender-obj" is Blender's
+        # default OBJ import (file Y-up, so a Z-up GSO mesh lies on its back; TRELLIS's script)
+        "import_frame": (False, one_of("upright", "blender-obj")),
+        # the GT appearance renderer of the eval rig: lit Cycles as TRELLIS's / GENA3D's Blender
+        # script, or the fast unlit rasterizer (never a paper's protocol: tables mark it)
+        "gt_appearance": (False, one_of("cycles-trellis", "cycles-gena3d", "raster-unlit")),
         "eval_rig": (True, RIG),
         "input": (True, INPUT),
         "occlusion": (True, {**OCCLUSION, "occluder_color": (False, colours)}),
@@ -154,6 +171,15 @@ def validate(spec, path: Path, backgrounds) -> None:
     if ("ratio" in occ) == ("degrees" in occ):
         raise ProtocolError(f"protocol {path}: occlusion: expected exactly one of 'ratio' (a sampled "
                             "range) or 'degrees' (a sweep)")
+    inp = spec["input"]
+    kind = inp.get("pool", {}).get("kind", "uniform")
+    need = {"uniform": ("yaw_deg", "pitch_deg"), "hammersley": ("pool.views",),
+            "fixed": ("pool.yaws_deg", "pool.pitch_deg")}[kind]
+    for key in need:
+        node, _, leaf = (inp["pool"], None, key[5:]) if key.startswith("pool.") else (inp, None, key)
+        if leaf not in node:
+            raise ProtocolError(f"protocol {path}: input.{key}: expected a value (a {kind} pool "
+                                f"needs {', '.join('input.' + k for k in need)})")
     rig = spec["eval_rig"]
     if isinstance(rig["pitch_deg"], list) and len(rig["pitch_deg"]) != len(rig["yaws_deg"]):
         raise ProtocolError(f"protocol {path}: eval_rig.pitch_deg: expected one pitch per yaw "

@@ -66,7 +66,9 @@ def resolve_pointnet_weights(path: str | os.PathLike | None = None) -> Path:
 
 # Numpy scalars (e.g. accuracies saved next to the state dict) need these under weights_only;
 # files written with numpy 1.x name the scalar constructor numpy.core.multiarray.scalar.
-_NP_SCALAR = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
+# (numpy 1.26, which bpy needs, has a `_core` stub without multiarray: test the version)
+_NP_SCALAR = (np._core.multiarray if np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+              else np.core.multiarray).scalar
 _NUMPY_SAFE = [_NP_SCALAR, (_NP_SCALAR, "numpy.core.multiarray.scalar"), np.dtype,
                *(getattr(np.dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType"))]
 

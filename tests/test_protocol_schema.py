@@ -50,10 +50,13 @@ def test_every_shipped_protocol_passes():
     ("input", "views", [1, True], None, r"input\.views: expected a non-empty list of integers"),
     ("input", "pool", {"kind": "hammersley"}, None,
      r"input\.pool\.views: expected a value \(a hammersley pool needs input\.pool\.views\)"),
-    ("input", "pool", {"kind": "fixed", "yaws_deg": [0, 90]}, None, r"input\.pool\.pitch_deg: expected a value"),
-    ("input", "pool", {"kind": "sobol"}, None, r"input\.pool\.kind: expected one of uniform, hammersley, fixed"),
+    ("input", "pool", {"kind": "fixed", "yaws_deg": [0, 90]}, None,
+     r"input\.pool\.pitch_deg: expected a value"),
+    ("input", "pool", {"kind": "sobol"}, None,
+     r"input\.pool\.kind: expected one of uniform, hammersley, fixed"),
     ("input", None, None, "yaw_deg", r"input\.yaw_deg: expected a value \(a uniform pool needs"),
-    ("occlusion", "adjacency", "positions", None, r"occlusion\.adjacency: expected one of merged, mesh-vertices"),
+    ("occlusion", "adjacency", "positions", None,
+     r"occlusion\.adjacency: expected one of merged, mesh-vertices"),
 ])
 def test_schema_errors_name_file_key_and_expectation(tmp_path, section, key, value, drop, expect):
     path = _edited(tmp_path, section, key, value, drop)
@@ -75,8 +78,8 @@ def test_top_level_renderer_and_frame_keys(tmp_path, key, value, expect):
 
 
 def test_paper_protocols_name_their_gt_renderer_and_frame():
-    expect = {"amodal3r-gso": ("cycles-trellis", "upright"), "amodal3r-code": ("cycles-trellis", "blender-obj"),
-              "gena3d-gso": ("cycles-gena3d", "upright"), "gena3d-code": ("cycles-gena3d", "upright"),
+    expect = {"amodal3r-gso": ("cycles-trellis", "upright"),
+              "amodal3r-code": ("cycles-trellis", "blender-obj"), "gena3d-gso": ("cycles-gena3d", "upright"), "gena3d-code": ("cycles-gena3d", "upright"),
               "gena3d-occlusion-sweep": ("cycles-gena3d", "upright")}
     for name, (renderer, frame) in expect.items():
         p = load_protocol(name)

@@ -79,7 +79,8 @@ def test_top_level_renderer_and_frame_keys(tmp_path, key, value, expect):
 
 def test_paper_protocols_name_their_gt_renderer_and_frame():
     expect = {"amodal3r-gso": ("cycles-trellis", "upright"),
-              "amodal3r-code": ("cycles-trellis", "blender-obj"), "gena3d-gso": ("cycles-gena3d", "upright"), "gena3d-code": ("cycles-gena3d", "upright"),
+              "amodal3r-code": ("cycles-trellis", "blender-obj"),
+              "gena3d-gso": ("cycles-gena3d", "upright"), "gena3d-code": ("cycles-gena3d", "upright"),
               "gena3d-occlusion-sweep": ("cycles-gena3d", "upright")}
     for name, (renderer, frame) in expect.items():
         p = load_protocol(name)

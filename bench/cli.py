@@ -7,6 +7,7 @@
     amodal-bench export-cases --protocol P --out CASES    # cases on disk for external methods
     amodal-bench import --cases CASES --methods m1,m2     # evaluate their outputs
     amodal-bench show-case --protocol P --objects id --out DIR
+    amodal-bench render --protocol P --object ID --out DIR [--mesh F | --gaussians F.ply]
     amodal-bench pcs RUN --endpoint URL   # VLM-judged PCS over a run's saved renders
     amodal-bench ls protocols|methods|datasets|rasterizers
 """
@@ -23,7 +24,8 @@ from bench.inputs.protocol import list_protocols, load_protocol
 from bench.methods.registry import adapter_class, list_methods
 from bench.render import RASTERIZERS
 
-DEMO_PROTOCOL = "amodal3r-gso"
+# the demo keeps the fast unlit GT path: 52 objects x 4 lit Cycles views take ~30 min on 2 cores
+DEMO_PROTOCOL = "amodal3r-gso+raster-unlit"
 DEMO_METHODS = ["oracle", "visible"]
 
 
@@ -143,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show-case", help="contact sheets of inputs, masks, selected/rejected views")
     _add_case_args(show)
     show.add_argument("--out", required=True, help="directory for the PNG sheets")
+    ren = sub.add_parser("render", help="the eval-rig renders of one object as PNGs (GT, and a "
+                         "generation's), as the metrics see them")
+    ren.add_argument("--protocol", required=True, type=_protocol,
+                     help=f"a name ({', '.join(list_protocols())}) or a protocol YAML path")
+    ren.add_argument("--object", required=True, help="object id")
+    ren.add_argument("--out", required=True, help="directory: gt/view_<k>.png, generation/view_<k>.png")
+    ren.add_argument("--data", help="dataset root (default: $AMODAL_BENCH_GSO or ../shared/data/gso)")
+    ren.add_argument("--dataset", default="gso", choices=list_datasets())
+    ren.add_argument("--mesh", help="a generated mesh (GLB/GLTF Y-up, OBJ/PLY Z-up unless --up-axis)")
+    ren.add_argument("--up-axis", choices=["y", "z"], default=None, help="the mesh file's up axis")
+    ren.add_argument("--gaussians", help="a generated 3DGS PLY (rendered by splatting)")
+    ren.add_argument("--ply-frame", choices=["trellis", "z-up"], default="trellis",
+                     help="the PLY's frame: TRELLIS save_ply (up = -Y, the default) or Z-up")
+    ren.add_argument("--rasterizer", default="auto", choices=RASTERIZERS)
+    ren.add_argument("--cache", default=None, help="GT cache (default $AMODAL_BENCH_CACHE or ~/.cache)")
     imp = sub.add_parser("import", help="evaluate method outputs written into exported cases")
     imp.add_argument("--cases", required=True, help="CASES directory written by export-cases")
     imp.add_argument("--methods", required=True, type=lambda v: [m for m in v.split(",") if m],
@@ -209,6 +226,8 @@ def _dispatch(args) -> int:
         return commands.cmd_show(args)
     if args.command == "import":
         return commands.cmd_import(args)
+    if args.command == "render":
+        return commands.cmd_render(args)
     if args.command == "report":
         return commands.cmd_report(args)
     if args.command == "drift":

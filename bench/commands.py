@@ -87,12 +87,55 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_render(args) -> int:
+    """The eval-rig renders of one object (GT, and a generation's when given) as PNGs; bad input
+    (unknown object, missing data, unreadable mesh or PLY, no Blender) is one stderr line, rc 2."""
+    try:
+        return _render(args)
+    except (ValueError, OSError, RuntimeError) as e:
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            raise  # unwritable outputs: bench.cli's one line
+        sys.stderr.write(f"amodal-bench: error: {e}\n")
+        return 2
+
+
+def _render(args) -> int:
+    from bench.inputs.dataset import open_dataset
+    from bench.run.renders import write_object_renders
+    from bench.run.runner import RunConfig
+
+    protocol = load_protocol(args.protocol)
+    ds = open_dataset(args.dataset, args.data)
+    if args.object not in ds.object_ids:
+        raise ValueError(f"object {args.object!r} is not in the {ds.name} manifest")
+    asset = ds.load(args.object, protocol.import_frame)
+    mesh = gaussians = None
+    if args.mesh:
+        from bench.methods.normalize import normalize_output
+
+        up = args.up_axis or ("y" if Path(args.mesh).suffix.lower() in (".glb", ".gltf") else "z")
+        mesh, _ = normalize_output(args.mesh, up_axis=up)
+    if args.gaussians:
+        from bench.inputs.gaussians import read_gaussian_ply, trellis_ply_to_z_up
+
+        gaussians = read_gaussian_ply(args.gaussians)
+        if args.ply_frame == "trellis":
+            gaussians = trellis_ply_to_z_up(gaussians)
+    config = RunConfig(out=args.out, protocol=args.protocol, methods=[], dataset=args.dataset,
+                       data=args.data, jobs=1, rasterizer=args.rasterizer, cache=args.cache)
+    info = write_object_renders(protocol, asset, ds.name, Path(args.out), config, mesh, gaussians)
+    for part in ("gt", "generation"):
+        if part in info:
+            print(f"{Path(args.out) / part}: {len(info[part]['files'])} views ({info[part]['renderer']})")
+    return 0
+
+
 def cmd_report(args) -> int:
     from bench.methods.registry import method_name
-    from bench.report.aggregate import format_table, merge_runs
+    from bench.report.aggregate import merge_runs
     from bench.report.coverage import coverage_problems
     from bench.report.refset import reference_report
-    from bench.report.tables import write_tables
+    from bench.report.tables import format_table, write_tables
 
     try:
         merged = merge_runs([Path(r) for r in args.runs])
@@ -184,7 +227,8 @@ def cmd_pcs(args) -> int:
     from bench.judge.http_backend import OpenAIJudge
     from bench.judge.transformers_backend import TransformersJudge
     from bench.records.store import load_records, pcs_path, renders_dir
-    from bench.report.aggregate import format_table, write_leaderboard
+    from bench.report.aggregate import write_leaderboard
+    from bench.report.tables import format_table
 
     run = Path(args.run)
     try:
@@ -242,7 +286,7 @@ def cmd_import(args) -> int:
 def cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -> int:
     import pandas as pd
 
-    from bench.report.aggregate import format_table
+    from bench.report.tables import format_table
     from bench.run.appearance import AppearanceConfig, MetricsUnavailable, check_explicit_weights
     from bench.run.runner import RunConfig, run
 

@@ -5,7 +5,9 @@ occlusion sweeps, an occlusion degree. Each protocol is evaluated once per sessi
 AMODAL_BENCH_GSO_LIMIT objects (default 4) with both baselines; the tests then check that the
 oracle is perfect, that `visible` is worse on every per-object metric and on MMD, and that its
 COV is a whole number of covered references, which checks the harness end to end on real data.
-Skips with a clear reason when the GSO data is absent.
+Skips with a clear reason when the GSO data is absent. The protocols run with the fast unlit GT
+renderer (`<protocol>+raster-unlit`: same inputs, unlit GT images) so the suite fits CI; the lit
+Cycles GT is exercised by the drift gate and tests/test_gtappearance.py.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from bench.inputs.protocol import list_protocols, load_protocol
 
 METHODS = ["oracle", "visible"]
 LIMIT = int(os.environ.get("AMODAL_BENCH_GSO_LIMIT", "4"))
-CASES = [(p, m, s) for p in list_protocols() if load_protocol(p).spec["dataset"] == "gso"
+CASES = [(f"{p}+raster-unlit", m, s) for p in list_protocols() if load_protocol(p).spec["dataset"] == "gso"
          for s in load_protocol(p).settings for m in METHODS]
 
 

@@ -17,7 +17,7 @@ import pytest
 from bench.inputs.dataset import default_root
 
 LIMIT = int(os.environ.get("AMODAL_BENCH_VH_LIMIT", "52"))
-PROTOCOL = "amodal3r-gso"
+PROTOCOL = "amodal3r-gso+raster-unlit"  # the fast GT path (52 objects x 4 Cycles views would not fit CI)
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,8 @@ def quad_mesh() -> Mesh:
 
 
 def one_view_protocol(tmp: Path) -> str:
-    """amodal3r-gso with a single setting (1 view), same inputs (seed key), to keep tests short."""
+    """amodal3r-gso with a single setting (1 view), same inputs (seed key), and the fast unlit GT
+    renderer (raster-unlit) instead of Cycles, to keep tests short."""
     import yaml
 
     from bench.inputs.protocol import PROTOCOL_DIR
@@ -76,6 +77,7 @@ def one_view_protocol(tmp: Path) -> str:
     spec = yaml.safe_load((PROTOCOL_DIR / "amodal3r-gso.yaml").read_text())
     spec["input"]["views"] = [1]
     spec["seed"] = "amodal3r-gso"
+    spec["gt_appearance"] = "raster-unlit"
     path = tmp / "amodal3r-gso-1view.yaml"
     path.write_text(yaml.safe_dump(spec))
     return str(path)

@@ -225,7 +225,7 @@ def test_cli_require_metrics_one_line_error(small_data, tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--protocol", "amodal3r-gso",
+    r = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--protocol", "amodal3r-gso+raster-unlit",
                         "--methods", "oracle", "--data", str(small_data), "--objects", OBJECTS[0],
                         "--out", str(tmp_path / "run"), "--require-metrics", "--lpips-nets", "alex",
                         "--fid-extractors", "mobilenet", "--no-clip-score"],

@@ -16,9 +16,9 @@ def _cli(*args, timeout=120):
 
 @pytest.mark.parametrize("args,expect", [
     (["run", "--protocol", "nope", "--methods", "oracle", "--out", "x"], "amodal3r-gso"),
-    (["run", "--protocol", "amodal3r-gso", "--methods", "oracle,foo", "--out", "x"],
+    (["run", "--protocol", "amodal3r-gso+raster-unlit", "--methods", "oracle,foo", "--out", "x"],
      "unknown method foo; valid: "),
-    (["run", "--protocol", "amodal3r-gso", "--methods", "oracle", "--out", "x",
+    (["run", "--protocol", "amodal3r-gso+raster-unlit", "--methods", "oracle", "--out", "x",
       "--rasterizer", "pytorch3d"], "moderngl"),
     (["ls", "things"], "protocols"),
 ])
@@ -30,7 +30,7 @@ def test_bad_arguments_give_one_line_naming_choices(args, expect):
 
 
 def test_missing_data_is_one_line(tmp_path):
-    r = _cli("run", "--protocol", "amodal3r-gso", "--methods", "oracle", "--out",
+    r = _cli("run", "--protocol", "amodal3r-gso+raster-unlit", "--methods", "oracle", "--out",
              str(tmp_path / "o"), "--data", str(tmp_path / "absent"))
     assert r.returncode == 2 and "not found" in r.stderr and "AMODAL_BENCH_GSO" in r.stderr
 
@@ -44,7 +44,7 @@ def test_ls_lists_protocols_and_methods():
 
 def test_run_and_report(gso_root, tmp_path):
     out = tmp_path / "run"
-    r = _cli("run", "--data", str(gso_root), "--protocol", "amodal3r-gso", "--methods",
+    r = _cli("run", "--data", str(gso_root), "--protocol", "amodal3r-gso+raster-unlit", "--methods",
              "oracle,visible", "--out", str(out), "--objects", "Room_Essentials_Salad_Plate_Turquoise",
              "--jobs", "1", "--cache", str(tmp_path / "cache"), "--sheets", "1", timeout=300)
     assert r.returncode == 0, r.stderr
@@ -55,7 +55,7 @@ def test_run_and_report(gso_root, tmp_path):
     merged = tmp_path / "merged.csv"
     vs = _cli("report", str(out), "--versus", "visible", "--out", str(merged))
     assert vs.returncode == 0, vs.stderr
-    assert "Against `visible`" in vs.stdout and "| oracle | amodal3r-gso | 1 |" in vs.stdout
+    assert "Against `visible`" in vs.stdout and "| oracle | amodal3r-gso+raster-unlit‡ | 1 |" in vs.stdout
     assert (tmp_path / "merged-vs-visible.md").is_file()
     assert set(pd.read_csv(tmp_path / "merged-vs-visible.csv").method) == {"oracle"}
     # --html shows the rows re-aggregated from the records, as the printed table: a stale
@@ -84,7 +84,7 @@ def test_export_cases_then_import_outputs(gso_root, tmp_path):
 
     obj = "Room_Essentials_Salad_Plate_Turquoise"
     cases = tmp_path / "cases"
-    r = _cli("export-cases", "--protocol", "amodal3r-gso", "--data", str(gso_root),
+    r = _cli("export-cases", "--protocol", "amodal3r-gso+raster-unlit", "--data", str(gso_root),
              "--objects", obj, "--out", str(cases), timeout=300)
     assert r.returncode == 0, r.stderr
     manifest = json.loads((cases / "manifest.json").read_text())
@@ -117,7 +117,7 @@ def test_show_case_writes_a_sheet(gso_root, tmp_path):
 def test_limit_zero_or_negative_is_a_one_line_error(tmp_path):
     """Trust issue, item 16: `--limit 0` evaluated all 52 objects and `--limit -1` 51."""
     for value in ("0", "-1", "two"):
-        r = subprocess.run([sys.executable, "-m", "bench", "run", "--protocol", "amodal3r-gso",
+        r = subprocess.run([sys.executable, "-m", "bench", "run", "--protocol", "amodal3r-gso+raster-unlit",
                             "--methods", "visible", "--limit", value, "--out", str(tmp_path / value)],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 2, r.stdout + r.stderr
@@ -129,7 +129,8 @@ def test_limit_zero_or_negative_is_a_one_line_error(tmp_path):
 def test_unwritable_output_is_a_one_line_error():
     """Trust issue, item 23: output that cannot be written is one line, not a traceback (/sys
     refuses new entries even to root, like a read-only filesystem)."""
-    r = subprocess.run([sys.executable, "-m", "bench", "run", "--protocol", "amodal3r-gso", "--methods",
+    r = subprocess.run([sys.executable, "-m", "bench", "run", "--protocol", "amodal3r-gso+raster-unlit",
+                        "--methods",
                         "visible", "--limit", "1", "--out", "/sys/amodal-bench-test"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -143,7 +144,7 @@ def test_drift_does_not_write_the_run(tmp_path, gso_root):
     run without one gets none."""
     out = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "bench", "run", "--data", str(gso_root), "--protocol",
-                        "amodal3r-gso", "--methods", "oracle", "--limit", "1", "--out", str(out),
+                        "amodal3r-gso+raster-unlit", "--methods", "oracle", "--limit", "1", "--out", str(out),
                         "--jobs", "1", "--sheets", "0", "--cache", str(tmp_path / "cache")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

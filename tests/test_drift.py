@@ -124,7 +124,7 @@ def test_unchanged_run_with_another_process_count_does_not_drift(gso_root, tmp_p
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}"
         r = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--data", str(gso_root),
-                            "--protocol", "amodal3r-gso", "--methods", "oracle", "--limit", "2",
+                            "--protocol", "amodal3r-gso+raster-unlit", "--methods", "oracle", "--limit", "2",
                             "--out", str(out), "--jobs", str(jobs), "--cache", str(tmp_path / "cache"),
                             "--sheets", "0"], capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

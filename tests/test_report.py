@@ -8,7 +8,8 @@ import pytest
 
 from bench.metrics.geometry import coverage_mmd
 from bench.records.store import Record, cloud_path, gt_cloud_path, record_path, write_array, write_record
-from bench.report.aggregate import COLUMNS, aggregate, format_table, write_leaderboard
+from bench.report.aggregate import COLUMNS, aggregate, write_leaderboard
+from bench.report.tables import format_table
 
 
 def _populate(out, rng, n=4, failed=("o3",), protocol_hash="h"):

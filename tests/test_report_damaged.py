@@ -22,7 +22,7 @@ import pytest
 
 from bench.metrics.geometry import coverage_mmd
 
-PROTOCOL = "amodal3r-gso"
+PROTOCOL = "amodal3r-gso+raster-unlit"
 
 
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:

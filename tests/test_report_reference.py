@@ -17,10 +17,10 @@ import pytest
 
 from bench.metrics.geometry import coverage_mmd
 from bench.records.store import Record, cloud_path, gt_cloud_path, record_path, write_array, write_record
-from bench.report.aggregate import aggregate, format_table, merge_runs
+from bench.report.aggregate import aggregate, merge_runs
 from bench.report.html import best_mask, write_html_report
 from bench.report.refset import reference_report
-from bench.report.tables import ranked, to_latex, to_markdown, versus, versus_markdown
+from bench.report.tables import format_table, ranked, to_latex, to_markdown, versus, versus_markdown
 
 OBJECTS = [f"o{i}" for i in range(4)]
 

@@ -127,9 +127,9 @@ def test_contact_sheet_after_a_resume_shows_every_setting(tmp_path, data, gso_ro
     from PIL import Image
 
     config = _config(tmp_path, data, object_ids=[GOOD], methods=["visible"], sheets=1,
-                     protocol="amodal3r-gso")
+                     protocol="amodal3r-gso+raster-unlit")
     run(config, progress=False)
-    sheet = tmp_path / "run" / "sheets" / "amodal3r-gso" / f"{GOOD}.png"
+    sheet = tmp_path / "run" / "sheets" / "amodal3r-gso+raster-unlit" / f"{GOOD}.png"
     full = np.asarray(Image.open(sheet))
     # a killed run: the 4-view setting's record is gone and the sheet too; resume redoes it
     for rec in (tmp_path / "run" / "records").rglob("*.json"):
@@ -167,19 +167,19 @@ def test_a_changed_mesh_never_reuses_a_gt_cache_entry(tmp_path, gso_root):
     from bench.run.appearance import AppearanceConfig, AppearanceSuite
     from bench.run.gtcache import _gt_side
 
-    protocol = load_protocol("amodal3r-gso")
-    mesh = open_dataset("gso", gso_root).load(GOOD).mesh
-    moved = mesh.vertices.copy()
+    protocol = load_protocol("amodal3r-gso+raster-unlit")
+    asset = open_dataset("gso", gso_root).load(GOOD)
+    moved = asset.mesh.vertices.copy()
     moved[0] += 0.01
-    changed = replace(mesh, vertices=moved)
+    changed = replace(asset, mesh=replace(asset.mesh, vertices=moved))
     suite = AppearanceSuite(AppearanceConfig(fid_extractors=[], lpips_nets=[], clip_score=False))
-    config = RunConfig(out=str(tmp_path / "run"), protocol="amodal3r-gso", methods=["oracle"],
+    config = RunConfig(out=str(tmp_path / "run"), protocol="amodal3r-gso+raster-unlit", methods=["oracle"],
                        cache=str(tmp_path / "c"))
-    gt_a, _ = _gt_side(config, protocol, mesh, GOOD, "gso", "moderngl", suite)
+    gt_a, _ = _gt_side(config, protocol, asset, "gso", "moderngl", suite)
     entries = sorted((tmp_path / "c" / "gt").iterdir())
-    gt_b, _ = _gt_side(config, protocol, changed, GOOD, "gso", "moderngl", suite)
+    gt_b, _ = _gt_side(config, protocol, changed, "gso", "moderngl", suite)
     assert len(sorted((tmp_path / "c" / "gt").iterdir())) == len(entries) + 1
-    _gt_side(config, protocol, mesh, GOOD, "gso", "moderngl", suite)  # a hit: nothing new
+    _gt_side(config, protocol, asset, "gso", "moderngl", suite)  # a hit: nothing new
     assert len(sorted((tmp_path / "c" / "gt").iterdir())) == len(entries) + 1
     assert not np.array_equal(gt_a, gt_b)
 

@@ -56,7 +56,8 @@ def test_worker_dies_with_the_harness(gso_root, tmp_path, sig):
     spec.write_text(json.dumps({"name": "sleeper", "timeout_s": 600,
                                 "command": [sys.executable, str(script), "{case_dir}", str(pidfile)]}))
     harness = subprocess.Popen(
-        [sys.executable, "-m", "bench", "run", "--data", str(gso_root), "--protocol", "amodal3r-gso",
+        [sys.executable, "-m", "bench", "run", "--data", str(gso_root),
+         "--protocol", "amodal3r-gso+raster-unlit",
          "--methods", f"worker:{spec}", "--objects", SMALL_GSO_OBJECT, "--jobs", "1", "--sheets", "0",
          "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

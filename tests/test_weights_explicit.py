@@ -32,7 +32,8 @@ def mobilenet_file() -> Path:
 def _bench(tmp_path: Path, *weights: str, extra: tuple[str, ...] = (), timeout: int = 120):
     out = tmp_path / "run"
     env = {**os.environ, "HOME": str(tmp_path / "home"), "TORCH_HOME": str(tmp_path / "torch")}
-    args = [sys.executable, "-m", "bench", "run", "--protocol", "amodal3r-gso", "--methods", "oracle",
+    args = [sys.executable, "-m", "bench", "run", "--protocol", "amodal3r-gso+raster-unlit",
+            "--methods", "oracle",
             "--limit", "1", "--out", str(out), "--jobs", "1", "--sheets", "0",
             "--cache", str(tmp_path / "cache"), *extra]
     for w in weights:

@@ -96,8 +96,23 @@ def list_protocols() -> list[str]:
     return sorted(p.stem for p in PROTOCOL_DIR.glob("*.yaml"))
 
 
+GT_RENDERERS = ("cycles-trellis", "cycles-gena3d", "raster-unlit")
+
+
 def load_protocol(name_or_path: str) -> Protocol:
-    """Load a protocol by name (bench/protocols/<name>.yaml) or from a YAML path."""
+    """Load a protocol by name (bench/protocols/<name>.yaml) or from a YAML path.
+
+    `<protocol>+<renderer>` (e.g. amodal3r-gso+raster-unlit) is the protocol with another GT
+    appearance renderer (GT_RENDERERS): its own name, content hash and GT cache keys, and the
+    same seed, so its occluded inputs are the parent's exactly. It is how tests, the demo and CI
+    use the fast unlit path; tables mark raster-unlit rows."""
+    base, sep, renderer = str(name_or_path).rpartition("+")
+    if sep and renderer in GT_RENDERERS:
+        parent = load_protocol(base)
+        spec = {**parent.spec, "name": f"{parent.name}+{renderer}", "gt_appearance": renderer,
+                "seed": parent.spec.get("seed", parent.name)}
+        canonical = json.dumps(spec, sort_keys=True).encode()
+        return Protocol(spec["name"], spec, hashlib.sha256(canonical).hexdigest()[:16])
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
         path = PROTOCOL_DIR / f"{name_or_path}.yaml"

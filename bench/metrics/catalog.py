@@ -27,6 +27,11 @@ __all__ = ["HIGHER_IS_BETTER", "METRICS", "NON_STANDARD_FOOTNOTE", "NON_STANDARD
            "non_standard_metrics"]
 
 NON_STANDARD_MARK = "†"
+# a leaderboard row whose GT appearance came from the fast unlit rasterizer (gt_appearance
+# raster-unlit) instead of a paper's lit Cycles renders
+RASTER_UNLIT_NOTE = ("fid/kid/clip_score: GT rendered unlit by the rasterizer (gt_appearance "
+                     "raster-unlit), not the papers' lit Cycles renders: not comparable with "
+                     "published numbers")
 NON_STANDARD_FOOTNOTE = ("† computed with a substitute network (MobileNetV2 ImageNet features): "
                          "not comparable with any published number.")
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bench.files import atomic_write_bytes
+from bench.metrics.catalog import RASTER_UNLIT_NOTE
 from bench.metrics.geometry import coverage_mmd
 from bench.records.store import gt_cloud_path, load_records, read_cloud
 from bench.report.refset import reference_ids, reference_set_id
@@ -41,8 +42,8 @@ COLUMNS = ["method", "protocol", "views", "occlusion_degree", "n", "n_reference"
            "success_rate", "psnr_masked",
            "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "pkid_pointnet", "pkid_pointnet_std",
            "n_geometry", "mmd_cd_aligned", "cov_cd_aligned", "alignment", *IMAGE_COLUMNS,
-           "dataset", "protocol_hash", "reference_set", "rasterizer", "pointnet_sha256",
-           "notes"]
+           "dataset", "protocol_hash", "reference_set", "rasterizer", "gt_renderer", "appearance_render",
+           "pointnet_sha256", "notes"]
 
 
 class _PointNet:
@@ -281,10 +282,15 @@ def aggregate(out: str | Path, pointnet_weights: str | None = None) -> pd.DataFr
             "dataset": recs[0].dataset, "protocol_hash": recs[0].protocol_hash,
             "reference_set": reference_set_id(recs[0].dataset, recs[0].protocol_hash, ref_ids),
             "rasterizer": ",".join(sorted({r.rasterizer for r in ok})),
+            # GT renderer / how the method's renders were made (bench.run.measure); "" if unrecorded
+            "gt_renderer": ",".join(sorted({str(r.meta.get("gt_appearance", "")) for r in ok})),
+            "appearance_render": ",".join(sorted({str(r.meta.get("appearance_render", "")) for r in ok})),
             "pointnet_sha256": pointnet.sha256, "mmd_cd_aligned": mmd_a * 1000,
             "cov_cd_aligned": cov_a * 100, "alignment": ",".join(alignments),
         }
         row.update(image_cols)
+        if "raster-unlit" in row["gt_renderer"].split(","):
+            image_notes.append(RASTER_UNLIT_NOTE)
         row["notes"] = "; ".join(notes + image_notes + _metric_notes(recs, row))
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -307,26 +313,6 @@ def write_leaderboard(out: str | Path, pointnet_weights: str | None = None) -> P
     path = Path(out) / "leaderboard.csv"
     atomic_write_bytes(path, leaderboard_csv(out, pointnet_weights).encode())
     return path
-
-
-def format_table(df: pd.DataFrame) -> str:
-    """A terminal table with arrows for metric direction; `n_ref` is the protocol's number of
-    reference objects, and a method marked `*` did not attempt all of them (never ranked)."""
-    from bench.report.refset import rankable
-
-    if "complete" in df.columns:
-        df = df.assign(method=[m if ok else f"{m} *" for m, ok in zip(df["method"], rankable(df))])
-    cols = ["method", "protocol", "views", "occlusion_degree", "n", "n_reference", "success_rate",
-            "psnr_masked",
-            "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "fid_inception", "clip_score",
-            "lpips_masked", "fid_mobilenet", "lpips_masked_mobilenet"]
-    shown = df[[c for c in cols if c in df]].rename(columns={
-        "occlusion_degree": "occ", "n_reference": "n_ref", "success_rate": "success↑",
-        "psnr_masked": "PSNR-m↑",
-        "ssim_masked": "SSIM-m↑", "mmd_cd": "MMD‰↓", "cov_cd": "COV%↑", "pfid_pointnet": "P-FID↓",
-        "fid_inception": "FID↓", "clip_score": "CLIP%↑", "lpips_masked": "LPIPS-m↓",
-        "fid_mobilenet": "FID-MN†↓", "lpips_masked_mobilenet": "LPIPS-m-MN†↓"})
-    return shown.to_string(index=False, float_format=lambda x: f"{x:.4g}")
 
 
 def merge_runs(runs: list[Path]) -> pd.DataFrame:

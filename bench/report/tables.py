@@ -39,6 +39,9 @@ def _ranks(values: pd.Series, higher: bool) -> pd.Series:
     return ranks
 
 
+UNLIT_GT_MARK = "‡"
+UNLIT_GT_FOOTNOTE = ("‡ ground truth rendered unlit by the rasterizer (raster-unlit), not lit Cycles as "
+                     "the papers: image metrics not comparable with published numbers")
 INCOMPLETE_FOOTNOTE = ("* not scored on the full reference set of its protocol (its method did not "
                        "attempt every reference object): not ranked")
 
@@ -97,7 +100,8 @@ def _render(leaderboard: pd.DataFrame, bold, underline, arrow_up: str, arrow_dow
     rows = []
     for _, r in df.sort_values(["protocol", "occlusion_degree", "views", "method"]).iterrows():
         method = str(r.method) if ok[r.name] else f"{r.method} *"
-        row = [escape(method), escape(str(r.protocol)), str(int(r.views))]
+        protocol = str(r.protocol) + (UNLIT_GT_MARK if _unlit_gt(r) else "")
+        row = [escape(method), escape(protocol), str(int(r.views))]
         if df["occlusion_degree"].notna().any():
             row.append("" if pd.isna(r.occlusion_degree) else escape(f"{r.occlusion_degree:.0%}"))
         if objects:
@@ -110,12 +114,19 @@ def _render(leaderboard: pd.DataFrame, bold, underline, arrow_up: str, arrow_dow
     return header, rows
 
 
+def _unlit_gt(row) -> bool:
+    """The row's GT appearance came from the fast unlit rasterizer, not a paper's renderer."""
+    return "raster-unlit" in str(row.get("gt_renderer", "") or "").split(",")
+
+
 def to_markdown(leaderboard: pd.DataFrame) -> str:
     header, rows = _render(leaderboard, lambda t: f"**{t}**", lambda t: f"<u>{t}</u>", "↑", "↓")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     if any("†" in h for h in header):
         lines += ["", NON_STANDARD_FOOTNOTE]
+    if any(UNLIT_GT_MARK in r[1] for r in rows):
+        lines += ["", UNLIT_GT_FOOTNOTE]
     if not rankable(leaderboard).all():
         lines += ["", INCOMPLETE_FOOTNOTE]
     return "\n".join(lines) + "\n"
@@ -124,7 +135,8 @@ def to_markdown(leaderboard: pd.DataFrame) -> str:
 def _latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
                  ("#", r"\#"), ("$", r"\$"), ("‰", r"\textperthousand{}"), ("—", "--"),
-                 ("−∞", r"$-\infty$"), ("∞", r"$\infty$"), ("†", r"$^\dagger$")):
+                 ("−∞", r"$-\infty$"), ("∞", r"$\infty$"), ("†", r"$^\dagger$"),
+                 ("‡", r"$^\ddagger$")):
         text = text.replace(a, b)
     return text
 
@@ -139,6 +151,8 @@ def to_latex(leaderboard: pd.DataFrame) -> str:
     lines += [r"\bottomrule", r"\end{tabular}"]
     if any("†" in h for h in header):
         lines += [_latex_escape(NON_STANDARD_FOOTNOTE)]
+    if any(UNLIT_GT_MARK in r[1] for r in rows):
+        lines += [_latex_escape(UNLIT_GT_FOOTNOTE)]
     if not rankable(leaderboard).all():
         lines += [_latex_escape(INCOMPLETE_FOOTNOTE)]
     return "\n".join(lines) + "\n"
@@ -212,10 +226,12 @@ def versus_markdown(leaderboard: pd.DataFrame, baseline: str) -> str:
     lines = [f"Against `{baseline}` (cell: {baseline} → method (delta); bold: method better)", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     keys = ["method", "protocol", "occlusion_degree", "views"]
+    unlit = {str(r.protocol) for _, r in leaderboard.iterrows() if _unlit_gt(r)}
     for key, group in table.groupby(keys, dropna=False, sort=True):
         method, protocol, degree, views = key
         complete = bool(group["complete"].all())
-        cells = [str(method) if complete else f"{method} *", str(protocol), str(int(views))]
+        shown = str(protocol) + (UNLIT_GT_MARK if str(protocol) in unlit else "")
+        cells = [str(method) if complete else f"{method} *", shown, str(int(views))]
         if occlusion:
             cells.append("" if pd.isna(degree) else f"{degree:.0%}")
         by_metric = {row.metric: row for row in group.itertuples()}
@@ -232,7 +248,30 @@ def versus_markdown(leaderboard: pd.DataFrame, baseline: str) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if any("†" in h for h in header):
         lines += ["", NON_STANDARD_FOOTNOTE]
+    if unlit:
+        lines += ["", UNLIT_GT_FOOTNOTE]
     if not table["complete"].all():
         lines += ["", "* the method or the baseline was not scored on the full reference set of its "
                   "protocol: not compared in bold"]
     return "\n".join(lines) + "\n"
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """A terminal table with arrows for metric direction; `n_ref` is the protocol's number of
+    reference objects, a method marked `*` did not attempt all of them (never ranked), a protocol
+    marked ‡ had its GT rendered unlit (raster-unlit)."""
+    if "complete" in df.columns:
+        df = df.assign(method=[m if ok else f"{m} *" for m, ok in zip(df["method"], rankable(df))])
+    df = df.assign(protocol=[str(r.protocol) + (UNLIT_GT_MARK if _unlit_gt(r) else "")
+                             for _, r in df.iterrows()])
+    cols = ["method", "protocol", "views", "occlusion_degree", "n", "n_reference", "success_rate",
+            "psnr_masked",
+            "ssim_masked", "mmd_cd", "cov_cd", "pfid_pointnet", "fid_inception", "clip_score",
+            "lpips_masked", "fid_mobilenet", "lpips_masked_mobilenet"]
+    shown = df[[c for c in cols if c in df]].rename(columns={
+        "occlusion_degree": "occ", "n_reference": "n_ref", "success_rate": "success↑",
+        "psnr_masked": "PSNR-m↑",
+        "ssim_masked": "SSIM-m↑", "mmd_cd": "MMD‰↓", "cov_cd": "COV%↑", "pfid_pointnet": "P-FID↓",
+        "fid_inception": "FID↓", "clip_score": "CLIP%↑", "lpips_masked": "LPIPS-m↓",
+        "fid_mobilenet": "FID-MN†↓", "lpips_masked_mobilenet": "LPIPS-m-MN†↓"})
+    return shown.to_string(index=False, float_format=lambda x: f"{x:.4g}")

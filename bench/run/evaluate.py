@@ -44,6 +44,7 @@ from bench.render import render
 from bench.run.generate import generate
 from bench.run.gtcache import _gt_side
 from bench.run.measure import Measurement, Reference, appearance_suite, background_features, measure
+from bench.run.renders import write_pngs
 
 
 @dataclass(frozen=True)
@@ -126,20 +127,6 @@ def write_failure(job: ObjectJob, method: str, st: Setting, reason: str, tb: str
                         **job.base))
 
 
-def _save_renders(directory: Path, rgb: np.ndarray) -> None:
-    """(V, H, W, 3) float renders -> view_<k>.png (8-bit, rounded), written atomically."""
-    import io
-
-    from PIL import Image
-
-    from bench.files import atomic_write_bytes
-
-    for k, img in enumerate(rgb):
-        buf = io.BytesIO()
-        Image.fromarray(np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(buf, "PNG")
-        atomic_write_bytes(directory / f"view_{k}.png", buf.getvalue())
-
-
 def _write_features(job: ObjectJob, ref: Reference, method: str, st: Setting,
                     features: dict[str, np.ndarray]) -> dict[str, str]:
     """Rig features of one generation next to its record; {extractor: path relative to the run}."""
@@ -176,8 +163,8 @@ def write_success(job: ObjectJob, ref: Reference, method: str, st: Setting, case
                   gen_meta: dict, m: Measurement, t0: float) -> None:
     """The files of one measured generation (renders if asked, point clouds) and its record;
     `seconds` counts from t0 (perf_counter) to the record."""
-    if job.config.save_renders and m.rig_render is not None:
-        _save_renders(job.path(renders_dir, method, st), m.rig_render.rgb)
+    if job.config.save_renders:
+        write_pngs(job.path(renders_dir, method, st), m.rig_rgb)
     feature_files = _write_features(job, ref, method, st, m.features)
     pointcloud, alignment = _write_cloud(job, ref, method, st, m.cloud)
     write_record(job.path(record_path, method, st),
@@ -193,6 +180,8 @@ def write_success(job: ObjectJob, ref: Reference, method: str, st: Setting, case
                               "visible_fractions": [v.visible_fraction for v in case.views],
                               "generation": _scalars(gen_meta),
                               "alignment": alignment,
+                              "appearance_render": m.appearance_render,
+                              "gt_appearance": job.protocol.gt_appearance,
                               "normalization": job.protocol.spec["pointcloud"].get("normalization",
                                                                                    "none"),
                               "fid_extractors": ref.suite.fid_names,
@@ -204,7 +193,8 @@ def write_success(job: ObjectJob, ref: Reference, method: str, st: Setting, case
 def evaluate_item(job: ObjectJob, ref: Reference, method: str, st: Setting, case: AmodalCase,
                   gt_inputs):
     """Generate, measure and record one (method, object, setting): its record is written either
-    way. Returns the generation's rig render when it was recorded ok, else None."""
+    way. Returns the generation's rig appearance render (V, H, W, 3) when it was recorded ok,
+    else None."""
     t0 = time.perf_counter()
     try:
         gen = generate(job.config, method, case)
@@ -221,13 +211,13 @@ def evaluate_item(job: ObjectJob, ref: Reference, method: str, st: Setting, case
         _method_failure(job, ref, method, st, f"invalid mesh: {e}", meta=gen.meta)
         return None
     try:
-        m = measure(job.protocol, job.config, ref, case, gt_inputs, gen.mesh)
+        m = measure(job.protocol, job.config, ref, case, gt_inputs, gen.mesh, gen.gaussians)
         write_success(job, ref, method, st, case, gen.meta, m, t0)
     except Exception as e:  # the harness failed, not the method: retried on resume
         write_failure(job, method, st, f"harness: {type(e).__name__}: {e}", traceback.format_exc(),
                       ref.backend, gen.meta, failure="harness")
         return None
-    return m.rig_render
+    return m.rig_rgb
 
 
 def _method_failure(job: ObjectJob, ref: Reference, method: str, st: Setting, reason: str,
@@ -264,9 +254,9 @@ def evaluate_setting(job: ObjectJob, ref: Reference, asset, st: Setting, methods
     gt_inputs = render(asset.mesh, [v.camera for v in case.views], job.protocol.background,
                        job.config.rasterizer)
     for method in methods:
-        rig_render = evaluate_item(job, ref, method, st, case, gt_inputs)
-        if rig_render is not None and keep_renders:
-            _save_renders(_sheet_renders_dir(job, job.labels[method], st), rig_render.rgb)
+        rig_rgb = evaluate_item(job, ref, method, st, case, gt_inputs)
+        if rig_rgb is not None and keep_renders:
+            write_pngs(_sheet_renders_dir(job, job.labels[method], st), rig_rgb)
 
 
 def _sheet_renders_dir(job: ObjectJob, label: str, st: Setting) -> Path:
@@ -281,7 +271,7 @@ def _reference(job: ObjectJob, asset, dataset: str) -> Reference:
     config, protocol = job.config, job.protocol
     backend = get_rasterizer(config.rasterizer).name
     suite = appearance_suite(config)
-    gt, gt_feats = _gt_side(config, protocol, asset.mesh, job.object_id, dataset, backend, suite)
+    gt, gt_feats = _gt_side(config, protocol, asset, dataset, backend, suite)
     write_array(gt_cloud_path(job.out, protocol.name, job.object_id), gt)
     for name, feats in gt_feats.items():
         save_features(gt_features_path(job.out, protocol.name, job.object_id, name), feats,
@@ -310,10 +300,11 @@ def _write_sheet(job: ObjectJob, asset) -> None:
             generations[(label, st.label)] = (case, SimpleNamespace(rgb=rgb))
     if not generations:
         return
-    rig = protocol.eval_rig()
-    gt_rig = render(asset.mesh, rig.cameras, protocol.background, config.rasterizer)
+    from bench.run.gtcache import gt_appearance_rgb
+
+    gt_rig = SimpleNamespace(rgb=gt_appearance_rgb(config, protocol, asset, job.base["dataset"]))
     write_contact_sheet(job.out / "sheets" / protocol.name / f"{job.object_id}.png", gt_rig,
-                        generations)
+                        generations, f"ground truth rig ({protocol.gt_appearance})")
 
 
 def evaluate_object(config, object_id: str, index: int) -> int:
@@ -325,7 +316,7 @@ def evaluate_object(config, object_id: str, index: int) -> int:
     if not todo:
         return 0
     try:
-        asset = ds.load(object_id)
+        asset = ds.load(object_id, protocol.import_frame)
     except AssetError as e:
         for m, st in todo:
             write_failure(job, m, st, f"asset: {e}", failure="input")

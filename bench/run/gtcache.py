@@ -1,7 +1,22 @@
 """The GT side of an object, cached by content across runs and methods: the rig point cloud and
 the rig image features per extractor. The cache key holds the dataset, the mesh content, the
-protocol, the rasterizer backend, the hash of the code that produces GT data (GT_CODE_HASH) and
-the object id; a feature file's name also holds its extractor's weights sha256.
+protocol, the rasterizer backend, the GT appearance renderer (with Blender's version and the
+Cycles settings: appearance_key), the hash of the code that produces GT
+data (GT_CODE_HASH) and the object id; a feature file's name also holds its extractor's weights
+sha256. The image features are of the protocol's GT appearance renders (lit Cycles for the
+paper protocols); the point cloud is of the rasterizer's depth.
+
+GT appearance renders (PROTOCOLS.md 7), by the protocol's `gt_appearance`:
+- `cycles-trellis` / `cycles-gena3d`: lit Blender Cycles as TRELLIS's / GENA3D's Blender script
+  (bench.render.cycles), seconds per view on a CPU, so the RGBA renders are cached by content
+  under gt-renders/: the key holds the mesh files' sha256 (OBJ, MTL and texture bytes are what
+  Blender reads), the loaded mesh, the rig cameras, every Cycles setting that changes pixels and
+  Blender's version (bench.render.cycles.cache_key), the hash of the renderer's source and the
+  object id. Cached as 8-bit RGBA, what upstream's PNGs hold, composited on the background when
+  read (the background is not in the key).
+- `raster-unlit`: the fast unlit rasterizer (bench.render), never presented as a paper's protocol.
+Generations are never rendered here: their appearance comes from their Gaussians when they have
+them, else from their mesh, unlit (bench.run.measure).
 
 GT_CODE_HASH is the sha256 of the source of every module that turns a mesh into GT data
 (GT_CODE: loading and normalization, cameras, the rasterizers and shading, point sampling, image
@@ -15,13 +30,15 @@ The cache lives in RunConfig.cache, else $AMODAL_BENCH_CACHE, else ~/.cache/amod
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from bench.inputs.assets import Mesh
+from bench.files import atomic_write_bytes
+from bench.inputs.assets import Asset
 from bench.inputs.protocol import Protocol
 from bench.records.store import write_array
 from bench.render import render
@@ -31,7 +48,8 @@ from bench.run.appearance import AppearanceSuite
 GT_CODE = ("bench.inputs.assets", "bench.inputs.cameras", "bench.render", "bench.render.raster",
            "bench.render.raster_moderngl", "bench.render.raster_numpy", "bench.render.raster_nvdiffrast",
            "bench.render.shading", "bench.render.pointcloud", "bench.metrics.resize",
-           "bench.metrics.extractors", "bench.metrics.features", "bench.run.gtcache")
+           "bench.metrics.extractors", "bench.metrics.features", "bench.render.cycles",
+           "bench.run.gtcache")
 
 
 def code_hash(modules=GT_CODE) -> str:
@@ -61,26 +79,96 @@ def _sampler(protocol: Protocol) -> str:
     return protocol.spec["pointcloud"].get("sampling", "fps")
 
 
-def _gt_side(config, protocol: Protocol, mesh: Mesh, object_id: str, dataset: str,
+CYCLES_RENDERERS = ("cycles-trellis", "cycles-gena3d")
+
+
+def appearance_key(protocol: Protocol) -> list:
+    """What a GT image feature depends on beyond the mesh and the protocol's content: for Cycles,
+    its settings and Blender's version (a new Blender gives new keys)."""
+    if protocol.gt_appearance not in CYCLES_RENDERERS:
+        return [protocol.gt_appearance]
+    from bench.render.cycles import cache_key
+
+    return [protocol.gt_appearance, cache_key(protocol.gt_appearance, protocol.import_frame)]
+
+
+def _source_files_sha256(asset: Asset) -> list[str]:
+    """sha256 of the mesh file and of the files beside it that Blender's importer may read (the
+    .mtl and the textures of a GSO folder)."""
+    from pathlib import Path
+
+    src = Path(asset.source)
+    files = [src, *sorted(src.parent.glob("*.mtl"))]
+    if src.parent.name == "meshes":
+        files += sorted((src.parent.parent / "materials" / "textures").glob("*"))
+    return [hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()]
+
+
+def cycles_threads(config) -> int:
+    """Cycles threads of one worker process: the machine's cores shared by the run's jobs."""
+    return max(1, (os.cpu_count() or 1) // max(1, int(getattr(config, "jobs", 1))))
+
+
+def gt_rgba8(config, protocol: Protocol, asset: Asset, dataset: str) -> np.ndarray:
+    """(V, H, W, 4) uint8 Cycles RGBA of the eval rig, from the cache or rendered (and cached)."""
+    from bench.render.cycles import render_cycles
+
+    rig = protocol.eval_rig()
+    key = hashlib.sha256(json.dumps([
+        dataset, asset.object_id, _source_files_sha256(asset), asset.mesh.content_hash(),
+        [c.to_json() for c in rig.cameras], appearance_key(protocol),
+        code_hash(("bench.render.cycles",)),
+    ], sort_keys=True).encode()).hexdigest()[:24]
+    path = cache_dir(config) / "gt-renders" / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                rgba = z["rgba8"]
+            if rgba.shape == (len(rig), rig.cameras[0].height, rig.cameras[0].width, 4):
+                return rgba
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache file is rendered again
+    out = render_cycles(asset.source, rig.cameras, preset=protocol.gt_appearance,
+                        frame=protocol.import_frame, background=protocol.background,
+                        threads=cycles_threads(config))
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, rgba8=out.rgba8)
+    atomic_write_bytes(path, buf.getvalue())
+    return out.rgba8
+
+
+def gt_appearance_rgb(config, protocol: Protocol, asset: Asset, dataset: str) -> np.ndarray:
+    """(V, H, W, 3) float32 GT renders of the eval rig by the protocol's GT appearance renderer."""
+    if protocol.gt_appearance in CYCLES_RENDERERS:
+        from bench.render.cycles import composite
+
+        return composite(gt_rgba8(config, protocol, asset, dataset), protocol.background)[0]
+    rig = protocol.eval_rig()
+    return render(asset.mesh, rig.cameras, protocol.background, config.rasterizer).rgb
+
+
+def _gt_side(config, protocol: Protocol, asset: Asset, dataset: str,
              backend: str, suite: AppearanceSuite) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The GT rig point cloud and rig image features, each cached by (dataset, mesh content,
-    protocol, backend, GT code hash[, extractor, weights sha256]). The rig is rendered only
-    when something is not cached. config: bench.run.runner.RunConfig."""
+    protocol, backend, GT appearance renderer, GT code hash[, extractor, weights sha256]).
+    Nothing is rendered when all is cached. config: bench.run.runner.RunConfig."""
     from bench.records.features import load_features, save_features
 
+    mesh, object_id = asset.mesh, asset.object_id
     key = hashlib.sha256(json.dumps([dataset, mesh.content_hash(), protocol.content_hash, backend,
-                                     GT_CODE_HASH, object_id]).encode()).hexdigest()[:24]
+                                     appearance_key(protocol), GT_CODE_HASH, object_id]
+                                    ).encode()).hexdigest()[:24]
     root = cache_dir(config) / "gt"
     cloud_file = root / f"{key}.npy"
     feat_files = {n: root / f"{key}.{n}.{e.weights_sha256[:16]}.npz"
                   for n, e in suite.extractors.items()}
-    rig, rig_render = protocol.eval_rig(), None
-    if not cloud_file.is_file() or not all(f.is_file() for f in feat_files.values()):
-        rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
+    rig, rgb = protocol.eval_rig(), None
     if cloud_file.is_file():
         cloud = np.load(cloud_file)
     else:
-        cloud = sample_point_cloud(rig_render.depth, rig.cameras, protocol.spec["pointcloud"]["points"],
+        depth = render(mesh, rig.cameras, protocol.background, config.rasterizer).depth
+        cloud = sample_point_cloud(depth, rig.cameras, protocol.spec["pointcloud"]["points"],
                                    protocol.seed_for(object_id), _sampler(protocol))
         write_array(cloud_file, cloud)
     feats = {}
@@ -89,6 +177,8 @@ def _gt_side(config, protocol: Protocol, mesh: Mesh, object_id: str, dataset: st
         if f.is_file():
             feats[name] = load_features(f, name, ext.weights_sha256)
         else:
-            feats[name] = suite.features(name, rig_render.rgb)
+            if rgb is None:
+                rgb = gt_appearance_rgb(config, protocol, asset, dataset)
+            feats[name] = suite.features(name, rgb)
             save_features(f, feats[name], ext)
     return cloud, feats

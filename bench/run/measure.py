@@ -2,12 +2,20 @@
 input views, the eval-rig render and point cloud, rig image features and the CLIP score.
 Nothing is written here (bench.run.evaluate writes the files and the record).
 
+Which render is measured (PROTOCOLS.md 7): a generation that carries Gaussians is rendered as
+Amodal3R's and GENA3D's inference scripts render it, by splatting its Gaussians
+(bench.render.splat), for every appearance metric (masked PSNR/SSIM/LPIPS, FID/KID, CLIP);
+without Gaussians its mesh is rasterized unlit (its colours as they are, as a Gaussian render
+shows its colours). Geometry (the rig point cloud) always comes from the mesh. The record says
+which (`meta.appearance_render`: "gaussians" or "mesh-unlit").
+
 `config` is a bench.run.runner.RunConfig.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -48,17 +56,28 @@ class Measurement:
     metrics: dict
     cloud: np.ndarray | None  # None when the rig render is empty
     geometry_error: str
-    rig_render: object  # bench.render's render of the eval rig
+    rig_rgb: np.ndarray  # (V, H, W, 3) the eval-rig appearance render that was measured
     features: dict[str, np.ndarray]  # extractor -> rig image features (V, d)
+    appearance_render: str  # "gaussians" or "mesh-unlit"
 
 
-def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Protocol,
+def _appearance(mesh: Mesh, gaussians, cameras, protocol: Protocol, config) -> np.ndarray:
+    """(V, H, W, 3) appearance render of a generation: its Gaussians splatted when it has them,
+    else its mesh rasterized unlit."""
+    if gaussians is not None:
+        from bench.render.splat import render_gaussians
+
+        return render_gaussians(gaussians, cameras, protocol.background).rgb
+    return render(mesh, cameras, protocol.background, config.rasterizer).rgb
+
+
+def _evaluate_generation(mesh: Mesh, gaussians, case: AmodalCase, gt_inputs, protocol: Protocol,
                          config, suite: AppearanceSuite):
-    """Masked PSNR/SSIM/LPIPS at the input views, the rig render and rig point cloud of one
-    generation."""
+    """Masked PSNR/SSIM/LPIPS at the input views, the rig appearance render and the rig point
+    cloud of one generation."""
     mesh.validate()
     cams = [v.camera for v in case.views]
-    pred = render(mesh, cams, protocol.background, config.rasterizer)
+    pred = SimpleNamespace(rgb=_appearance(mesh, gaussians, cams, protocol, config))
     masks = [v.visibility_mask for v in case.views]
     # PSNR of the object: from the MSE pooled over the masked pixels of all its input views
     # (views stacked along the image rows), so one identical view cannot make it infinite
@@ -67,6 +86,8 @@ def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Prot
     ssim = [ssim_masked(pred.rgb[i], gt_inputs.rgb[i], masks[i]) for i in range(len(masks))]
     rig = protocol.eval_rig()
     rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
+    rig_rgb = rig_render.rgb if gaussians is None else _appearance(mesh, gaussians, rig.cameras,
+                                                                   protocol, config)
     try:
         cloud, geometry_error = sample_point_cloud(
             rig_render.depth, rig.cameras, protocol.spec["pointcloud"]["points"], case.seed,
@@ -75,31 +96,33 @@ def _evaluate_generation(mesh: Mesh, case: AmodalCase, gt_inputs, protocol: Prot
         cloud, geometry_error = None, str(e)
     metrics = {"psnr_masked": float(psnr), "ssim_masked": float(np.mean(ssim))}
     metrics.update(suite.lpips_masked(pred.rgb, gt_inputs.rgb, [v.visibility_mask for v in case.views]))
-    return metrics, cloud, geometry_error, rig_render
+    return metrics, cloud, geometry_error, rig_rgb
 
 
-def _image_features(ref: Reference, rig_render) -> tuple[dict, dict[str, np.ndarray]]:
+def _image_features(ref: Reference, rig_rgb: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
     """Rig image features of one generation per extractor, and the CLIP score against the GT."""
     from bench.run.appearance import CLIP_EXTRACTOR
 
     metrics, features = {}, {}
     for name in ref.suite.extractors:
-        features[name] = ref.suite.features(name, rig_render.rgb)
+        features[name] = ref.suite.features(name, rig_rgb)
         if name == CLIP_EXTRACTOR:
             metrics["clip_score"] = ref.suite.clip_score(features[name], ref.features[name])
     return metrics, features
 
 
 def measure(protocol: Protocol, config, ref: Reference, case: AmodalCase, gt_inputs,
-            mesh: Mesh) -> Measurement:
-    """Image and geometry metrics of one generated mesh (nothing is written here)."""
-    metrics, cloud, geometry_error, rig_render = _evaluate_generation(
-        mesh, case, gt_inputs, protocol, config, ref.suite)
+            mesh: Mesh, gaussians=None) -> Measurement:
+    """Image and geometry metrics of one generation: its mesh, and its Gaussians
+    (bench.inputs.gaussians.Gaussians, same frame) when it has them (nothing is written here)."""
+    metrics, cloud, geometry_error, rig_rgb = _evaluate_generation(
+        mesh, gaussians, case, gt_inputs, protocol, config, ref.suite)
     # an empty rig render (nothing rendered) is a background-only render: it keeps its image
     # features, as a failed generation does (bench.run.evaluate), so failures never flatter FID
-    image_metrics, features = _image_features(ref, rig_render)
+    image_metrics, features = _image_features(ref, rig_rgb)
     metrics.update(image_metrics)
-    return Measurement(metrics, cloud, geometry_error, rig_render, features)
+    return Measurement(metrics, cloud, geometry_error, rig_rgb, features,
+                       "mesh-unlit" if gaussians is None else "gaussians")
 
 
 _BACKGROUND: dict[tuple, dict[str, np.ndarray]] = {}

@@ -26,9 +26,9 @@ def mask_overlay(rgb: np.ndarray, visibility: np.ndarray, occlusion: np.ndarray)
     return out
 
 
-def write_contact_sheet(path: Path, gt_rig, generations: dict) -> Path:
+def write_contact_sheet(path: Path, gt_rig, generations: dict, gt_label: str = "ground truth rig") -> Path:
     """One row per input setting's views (RGB, visibility, occlusion, overlay), one row with the
-    GT rig renders, one row per method's rig renders.
+    GT rig renders (labelled `gt_label`: say which renderer), one row per method's rig renders.
     generations: {(method, setting label): (case, render)}."""
     rows: list[tuple[str, list[np.ndarray]]] = []
     seen = set()
@@ -37,11 +37,12 @@ def write_contact_sheet(path: Path, gt_rig, generations: dict) -> Path:
             continue
         seen.add(label)
         for i, v in enumerate(case.views):
-            rows.append((f"{label} input {i + 1} yaw {v.yaw_deg:.0f} vis {v.visible_fraction:.2f}",
+            rows.append((f"{label} input {i + 1} yaw {v.yaw_deg:.0f} pitch {v.pitch_deg:.0f} "
+                         f"vis {v.visible_fraction:.2f}",
                          [v.rgb, v.visibility_mask.astype(np.uint8) * 255,
                           v.occlusion_mask.astype(np.uint8) * 255,
                           mask_overlay(v.rgb, v.visibility_mask, v.occlusion_mask)]))
-    rows.append(("ground truth rig", list(gt_rig.rgb)))
+    rows.append((gt_label, list(gt_rig.rgb)))
     for (method, label), (_, r) in sorted(generations.items()):
         rows.append((f"{method} ({label}) rig", list(r.rgb)))
     return _compose(path, rows)

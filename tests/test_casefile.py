@@ -164,6 +164,34 @@ def test_import_glb_is_y_up(exported):
     assert "up_axis" in import_output(exported, "trellis").meta["reason"]
 
 
+def test_import_gaussians_in_trellis_save_ply_frame(exported):
+    """gaussians.ply beside the mesh becomes Generation.gaussians: read in TRELLIS save_ply's frame
+    (xyz' = (x, -z, y), undone here) unless output.json says z-up; a damaged PLY is a failure."""
+    from bench.inputs.gaussians import Gaussians, write_gaussian_ply
+
+    path = output_path(exported, "gs", "obj")
+    path.parent.mkdir(parents=True)
+    _zup_mesh().export(path)
+    zup = np.array([[0.1, 0.2, 0.3], [-0.2, 0.0, 0.4]], np.float32)
+    as_saved = np.c_[zup[:, 0], -zup[:, 2], zup[:, 1]]  # TRELLIS save_ply: xyz' = T xyz
+    ones = np.ones(2, np.float32)
+    quats = np.tile(np.array([1, 0, 0, 0], np.float32), (2, 1))
+    write_gaussian_ply(path.parent / "gaussians.ply",
+                       Gaussians(as_saved, 0.5 * ones, np.full((2, 3), 0.01, np.float32), quats,
+                                 np.zeros((2, 3), np.float32)))
+    gen = import_output(exported, "gs")
+    assert gen.mesh is not None and gen.meta["gaussians_frame"] == "trellis"
+    np.testing.assert_allclose(gen.gaussians.xyz, zup, atol=1e-6)
+    (path.parent / "output.json").write_text(json.dumps({"gaussians_frame": "z-up"}))
+    np.testing.assert_allclose(import_output(exported, "gs").gaussians.xyz, as_saved, atol=1e-6)
+    (path.parent / "output.json").write_text(json.dumps({"gaussians_frame": "y-up"}))
+    assert "gaussians_frame" in import_output(exported, "gs").meta["reason"]
+    (path.parent / "output.json").unlink()
+    (path.parent / "gaussians.ply").write_bytes(b"ply\nformat ascii 1.0\nend_header\n")
+    gen = import_output(exported, "gs")
+    assert gen.mesh is None and "gaussians.ply" in gen.meta["reason"]
+
+
 def test_missing_several_and_corrupt_outputs(exported):
     gen = import_output(exported, "nothing")
     assert gen.mesh is None and str(exported / "output" / "nothing") in gen.meta["reason"]

@@ -17,7 +17,10 @@ A GPU cluster needs only numpy, PIL and json to read a case, never this harness.
         view_<k>_depth.npy                (H, W) float32 camera z at visible pixels, 0 elsewhere
                                           (always written; optional input for RGB-D methods)
         output/<method>/mesh.glb|.obj|.ply    written by the method: exactly one of the three
-        output/<method>/output.json       optional sidecar {"up_axis": "y"|"z", ...anything}
+        output/<method>/gaussians.ply     optional: the generation's 3D Gaussians (3DGS PLY), used
+                                          for its appearance metrics (bench.run.measure)
+        output/<method>/output.json       optional sidecar {"up_axis": "y"|"z", "gaussians_frame":
+                                          "trellis"|"z-up", ...anything}
 
 Each view of case.json: file names (rgb, visibility_mask, occlusion_mask, depth), camera
 {convention: "opencv_world_to_camera", extrinsics (4x4 world-to-camera; x right, y down,
@@ -27,6 +30,7 @@ sin pitch) looking at the origin, +Z up) and visible_fraction.
 World frame: the TRELLIS object frame, Z-up, object in [-0.5, 0.5]^3. Outputs must be in that
 frame (no rescaling is applied). `up_axis` defaults to "y" for .glb (glTF, as TRELLIS `to_glb`)
 and "z" for .obj/.ply; a Y-up output is rotated back with bench.inputs.assets.y_up_to_z_up.
+gaussians.ply is read in TRELLIS `save_ply`'s frame (up = -Y) unless `gaussians_frame` is "z-up".
 The GT mesh path (AmodalCase.source) is never exported; read_case returns source="".
 Files are written atomically; case.json last, so a case directory with case.json is complete.
 Outputs are read back as Generations by bench.methods.precomputed (import_output, ImportedMethod).
@@ -116,6 +120,8 @@ def export_case(case: AmodalCase, root: Path) -> Path:
         "meta": case.meta, "views": views,
         "expected_output": {"path": "output/<method>/mesh.glb", "formats": list(OUTPUT_EXTS),
                             "sidecar": "output/<method>/output.json",
+                            "gaussians": "output/<method>/gaussians.ply (optional, 3DGS PLY; "
+                                         "gaussians_frame 'trellis' (default) or 'z-up')",
                             "up_axis_default": DEFAULT_UP, "frame": FRAME}}))
     return out
 

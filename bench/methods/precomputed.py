@@ -1,7 +1,8 @@
 """Outputs computed elsewhere, read back from exported case folders.
 
 A method run outside the harness (on a cluster over `amodal-bench export-cases`, or by a worker
-command) writes <case_dir>/output/<method>/mesh.glb|obj|ply and optionally output.json, as
+command) writes <case_dir>/output/<method>/mesh.glb|obj|ply and optionally gaussians.ply and
+output.json, as
 bench.cases.casefile describes. Here they become Generations in the Z-up object frame:
 
     import_output(case_dir, method)          one case folder -> Generation
@@ -28,6 +29,7 @@ from bench.cases.casefile import (
     read_manifest,
 )
 from bench.inputs.assets import load_mesh, y_up_to_z_up
+from bench.inputs.gaussians import read_gaussian_ply, trellis_ply_to_z_up
 from bench.methods.adapter import Adapter, Generation
 
 
@@ -62,7 +64,21 @@ def import_output(case_dir: Path, method: str) -> Generation:
         return Generation(None, {"reason": f"{path}: {e}", "source": str(path)})
     if up == "y":
         mesh = replace(mesh, vertices=y_up_to_z_up(mesh.vertices.astype(np.float64)))
-    return Generation(mesh, {**meta, "source": str(path), "up_axis": up})
+    meta = {**meta, "source": str(path), "up_axis": up}
+    splats = path.parent / "gaussians.ply"
+    if not splats.is_file():
+        return Generation(mesh, meta)
+    frame = meta.pop("gaussians_frame", "trellis")
+    if frame not in ("trellis", "z-up"):
+        return Generation(None, {**meta, "reason": f"{sidecar}: gaussians_frame must be 'trellis' or "
+                                                   f"'z-up', got {frame!r}"})
+    try:
+        gaussians = read_gaussian_ply(splats)
+    except ValueError as e:  # a damaged PLY is the method's failure, like a damaged mesh
+        return Generation(None, {**meta, "reason": f"{splats}: {e}"})
+    if frame == "trellis":
+        gaussians = trellis_ply_to_z_up(gaussians)
+    return Generation(mesh, {**meta, "gaussians": str(splats), "gaussians_frame": frame}, gaussians)
 
 
 class ImportedMethod(Adapter):

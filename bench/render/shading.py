@@ -1,7 +1,10 @@
 """Shading shared by every rasterizer: interpolate attributes, sample the texture, composite.
 
-Unlit albedo (the texture colour itself), as the evaluation renders of Amodal3R/GENA3D compare
-appearance without relighting. Colours are sRGB in [0, 1].
+Unlit albedo (the texture colour itself). This is NOT how the papers rendered their ground truth:
+TRELLIS's, Amodal3R's and GENA3D's GT renders are lit Blender Cycles renders (bench.render.cycles,
+PROTOCOLS.md 7). The rasterizer serves depth, point clouds, masks and occlusion, unlit views of a
+generation's mesh (the analogue of the papers' unlit Gaussian renders), and the fast `raster-unlit`
+GT path, which tables mark as non-standard. Colours are sRGB in [0, 1].
 """
 
 from __future__ import annotations

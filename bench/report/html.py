@@ -223,7 +223,12 @@ def leaderboard_table(df: pd.DataFrame, protocol: str, table_id: str) -> str:
             klass = "num best" if best[col].loc[row.name] else "num"
             tds.append(f'<td class="{klass}">{esc(text)}</td>')
         rows.append(f"<tr{cls}>{''.join(tds)}</tr>")
-    return (f'<table id="{esc(table_id)}" class="leaderboard"><caption>{esc(protocol)}</caption>'
+    renderers = sorted({r for x in df.get("gt_renderer", pd.Series(dtype=str)).dropna()
+                        for r in str(x).split(",") if r})
+    caption = protocol + (f" — GT renders: {', '.join(renderers)}" if renderers else "")
+    if "raster-unlit" in renderers:
+        caption += " ‡ (unlit rasterizer, not the papers' lit Cycles: image metrics not comparable)"
+    return (f'<table id="{esc(table_id)}" class="leaderboard"><caption>{esc(caption)}</caption>'
             f"<thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             + notes.render() + _non_standard_footnote(metrics))
 
@@ -346,8 +351,10 @@ def render_html(df: pd.DataFrame, run_dirs: list[Path], base: Path,
     if sheets:
         parts.append('<h2 id="galleries">Per-object galleries</h2>')
         parts.append('<p class="meta">Each contact sheet: the input views (RGB, visibility mask, '
-                     "occlusion mask, overlay), the ground-truth rig renders, then each method's rig "
-                     "renders. Click a sheet for full size.</p>")
+                     "occlusion mask, overlay), the ground-truth rig renders by the protocol's GT "
+                     "renderer (named in the row label: lit Cycles for the paper protocols), then each "
+                     "method's rig renders as measured (its Gaussians splatted when it has them, else "
+                     "its mesh unlit). Click a sheet for full size.</p>")
         multi = len(run_dirs) > 1
         groups: dict[tuple[str, str], list] = {}
         for run, protocol, obj, path in sheets:

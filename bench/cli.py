@@ -24,7 +24,8 @@ from bench.inputs.protocol import list_protocols, load_protocol
 from bench.methods.registry import adapter_class, list_methods
 from bench.render import RASTERIZERS
 
-# the demo keeps the fast unlit GT path: 52 objects x 4 lit Cycles views take ~30 min on 2 cores
+# the demo keeps the fast unlit GT path: 52 objects x 4 lit Cycles views at the measured 18.9 s per
+# view on 2 cores (bench.perf.cycles_benchmark) would add ~65 min to its ~4 min
 DEMO_PROTOCOL = "amodal3r-gso+raster-unlit"
 DEMO_METHODS = ["oracle", "visible"]
 

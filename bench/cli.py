@@ -131,6 +131,8 @@ def _add_case_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="gso", choices=list_datasets())
     p.add_argument("--limit", type=positive_int, default=None)
     p.add_argument("--objects", type=lambda s: [o for o in s.split(",") if o], default=[])
+    p.add_argument("--cache", default=None,
+                   help="GT cache: lit input renders (default $AMODAL_BENCH_CACHE or ~/.cache/amodal-bench)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,17 +29,22 @@ def _weights(pairs: list[str]) -> dict[str, str]:
 
 
 def iter_cases(args):
-    """(asset, [cases of every setting], [failure lines]) per object."""
+    """(asset, [cases of every setting], [failure lines]) per object, built as a run builds them
+    (the input views' RGB by the protocol's GT renderer, cached in --cache)."""
     from tqdm import tqdm
 
     from bench.cases.case import CaseError, build_case
     from bench.inputs.assets import AssetError
     from bench.inputs.dataset import open_dataset
+    from bench.run.gtcache import input_shader
+    from bench.run.runner import RunConfig
 
     protocol = load_protocol(args.protocol)
     ds = open_dataset(args.dataset, args.data)
     ids = args.objects or ds.object_ids
     ids = ids[: args.limit] if args.limit else ids
+    config = RunConfig(out="", protocol=args.protocol, methods=[], dataset=ds.name, data=args.data,
+                       jobs=1, cache=args.cache)
     for oid in tqdm(ids, desc=protocol.name, unit="obj"):
         try:
             asset = ds.load(oid, protocol.import_frame)
@@ -49,7 +54,8 @@ def iter_cases(args):
         cases, failures = [], []
         for st in protocol.settings:
             try:
-                cases.append(build_case(asset, protocol, st.views, st.degree))
+                cases.append(build_case(asset, protocol, st.views, st.degree,
+                                        input_shader(config, protocol, asset, ds.name)))
             except CaseError as e:
                 failures.append(f"{oid} {st.label}: {e}")
         yield oid, asset, cases, failures

@@ -25,11 +25,11 @@ OBJECT = SMALL_GSO_OBJECT
 
 
 def _small_cycles_protocol(tmp_path: Path, renderer: str = "cycles-trellis") -> str:
-    """amodal3r-gso (its inputs: same seed) with a 2-view 64 x 64 eval rig and one setting."""
+    """amodal3r-gso's seed with a 2-view 64 x 64 eval rig, 64 x 64 inputs and one setting."""
     spec = yaml.safe_load((PROTOCOL_DIR / "amodal3r-gso.yaml").read_text())
     spec.update(name="small-cycles", seed="amodal3r-gso", gt_appearance=renderer)
     spec["eval_rig"].update(yaws_deg=[0, 135], resolution=64)
-    spec["input"]["views"] = [1]
+    spec["input"].update(views=[1], resolution=64)
     path = tmp_path / f"small-{renderer}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return str(path)
@@ -44,21 +44,21 @@ def asset(gso_root):
 
 def test_cycles_gt_is_cached_by_content_and_lit(tmp_path, asset):
     from bench.render import render
-    from bench.run.gtcache import gt_appearance_rgb, gt_rgba8
+    from bench.run.gtcache import cycles_rgba8, gt_appearance_rgb
 
     protocol = load_protocol(_small_cycles_protocol(tmp_path))
     config = RunConfig(out=str(tmp_path / "run"), protocol=protocol.name, methods=[],
                        cache=str(tmp_path / "c"), jobs=1)
     rgb = gt_appearance_rgb(config, protocol, asset, "gso")
     files = sorted((tmp_path / "c" / "gt-renders").glob("*.npz"))
-    assert rgb.shape == (2, 64, 64, 3) and len(files) == 1
-    stamp = files[0].stat().st_mtime_ns
+    assert rgb.shape == (2, 64, 64, 3) and len(files) == 2  # one file per view
+    stamps = [f.stat().st_mtime_ns for f in files]
     again = gt_appearance_rgb(config, protocol, asset, "gso")
-    assert files[0].stat().st_mtime_ns == stamp  # read from the cache, not rendered again
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # read from the cache, not rendered again
     np.testing.assert_array_equal(rgb, again)
     # the lit render is not the unlit albedo, but covers the same pixels (silhouette IoU)
     unlit = render(asset.mesh, protocol.eval_rig().cameras, "white")
-    lit_mask = gt_rgba8(config, protocol, asset, "gso")[..., 3] >= 128
+    lit_mask = cycles_rgba8(config, protocol, asset, "gso", protocol.eval_rig().cameras)[..., 3] >= 128
     iou = (lit_mask & (unlit.face_id >= 0)).sum() / (lit_mask | (unlit.face_id >= 0)).sum()
     assert iou > 0.95, iou  # 64 x 64: the boundary pixels are a large share
     hit = unlit.face_id >= 0
@@ -69,7 +69,7 @@ def test_cycles_gt_is_cached_by_content_and_lit(tmp_path, asset):
     moved = asset.mesh.vertices.copy()
     moved[0] += 0.01
     gt_appearance_rgb(config, protocol, replace(asset, mesh=replace(asset.mesh, vertices=moved)), "gso")
-    assert len(list((tmp_path / "c" / "gt-renders").glob("*.npz"))) == 2
+    assert len(list((tmp_path / "c" / "gt-renders").glob("*.npz"))) == 4
 
 
 def test_a_damaged_cache_file_is_rendered_again(tmp_path, asset):
@@ -79,9 +79,33 @@ def test_a_damaged_cache_file_is_rendered_again(tmp_path, asset):
     config = RunConfig(out=str(tmp_path / "run"), protocol=protocol.name, methods=[],
                        cache=str(tmp_path / "c"), jobs=1)
     first = gt_appearance_rgb(config, protocol, asset, "gso")
-    (path,) = (tmp_path / "c" / "gt-renders").glob("*.npz")
+    path = sorted((tmp_path / "c" / "gt-renders").glob("*.npz"))[0]
     path.write_bytes(b"not an npz")
     np.testing.assert_array_equal(gt_appearance_rgb(config, protocol, asset, "gso"), first)
+
+
+def test_case_inputs_are_the_lit_renders_with_the_occluder_painted(tmp_path, asset):
+    """The papers' inputs were their Cycles renders with the occlusion applied: with the run's
+    input shader the selected views' RGB is the lit render (8-bit) outside the occlusion mask and
+    the occluder colour inside; masks, cameras and depth are those of the unlit case."""
+    from bench.cases.case import build_case
+    from bench.run.gtcache import appearance_rgb, input_shader
+
+    protocol = load_protocol(_small_cycles_protocol(tmp_path))
+    config = RunConfig(out=str(tmp_path / "run"), protocol=protocol.name, methods=[],
+                       cache=str(tmp_path / "c"), jobs=1)
+    unlit = build_case(asset, protocol, 1)
+    lit = build_case(asset, protocol, 1, shade_inputs=input_shader(config, protocol, asset, "gso"))
+    assert unlit.meta["input_renderer"] == "raster-unlit" and lit.meta["input_renderer"] == "cycles-trellis"
+    (u,), (v,) = unlit.views, lit.views
+    assert u.yaw_deg == v.yaw_deg and np.array_equal(u.visibility_mask, v.visibility_mask)
+    np.testing.assert_array_equal(u.occlusion_mask, v.occlusion_mask)
+    expect = appearance_rgb(config, protocol, asset, "gso", [v.camera])[0]
+    np.testing.assert_array_equal(lit.gt_rgb[0], expect)
+    assert (v.rgb[v.occlusion_mask] == 0).all()  # black occluder
+    free = ~v.occlusion_mask
+    assert np.abs(v.rgb[free].astype(float) - np.round(expect[free] * 255)).max() == 0
+    assert np.abs(v.rgb.astype(float) - u.rgb.astype(float))[v.visibility_mask].mean() > 3  # lit != unlit
 
 
 def test_run_records_the_gt_renderer_and_the_appearance_render(tmp_path, gso_root):

@@ -40,9 +40,8 @@ from bench.records.store import (
     write_array,
     write_record,
 )
-from bench.render import render
 from bench.run.generate import generate
-from bench.run.gtcache import _gt_side
+from bench.run.gtcache import _gt_side, input_shader
 from bench.run.measure import Measurement, Reference, appearance_suite, background_features, measure
 from bench.run.renders import write_pngs
 
@@ -246,13 +245,13 @@ def evaluate_setting(job: ObjectJob, ref: Reference, asset, st: Setting, methods
     """Every method of `methods` on one setting of the object (one record each). keep_renders:
     the rig renders of the items recorded ok go to the contact-sheet folder."""
     try:
-        case = build_case(asset, job.protocol, st.views, st.degree)
+        case = build_case(asset, job.protocol, st.views, st.degree,
+                          input_shader(job.config, job.protocol, asset, job.base["dataset"]))
     except CaseError as e:
         for m in methods:
             write_failure(job, m, st, f"case: {e}", backend=ref.backend, failure="input")
         return
-    gt_inputs = render(asset.mesh, [v.camera for v in case.views], job.protocol.background,
-                       job.config.rasterizer)
+    gt_inputs = SimpleNamespace(rgb=case.gt_rgb)  # the GT at the input views, as the case shows it
     for method in methods:
         rig_rgb = evaluate_item(job, ref, method, st, case, gt_inputs)
         if rig_rgb is not None and keep_renders:
@@ -293,7 +292,8 @@ def _write_sheet(job: ObjectJob, asset) -> None:
         found = {label: d for label, d in found.items() if (d / "view_0.png").is_file()}
         if not found:
             continue
-        case = build_case(asset, protocol, st.views, st.degree)
+        case = build_case(asset, protocol, st.views, st.degree,
+                          input_shader(config, protocol, asset, job.base["dataset"]))
         for label, d in found.items():
             views = sorted(d.glob("view_*.png"), key=lambda p: int(p.stem.split("_")[1]))
             rgb = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) / 255 for p in views])

@@ -9,11 +9,12 @@ paper protocols); the point cloud is of the rasterizer's depth.
 GT appearance renders (PROTOCOLS.md 7), by the protocol's `gt_appearance`:
 - `cycles-trellis` / `cycles-gena3d`: lit Blender Cycles as TRELLIS's / GENA3D's Blender script
   (bench.render.cycles), seconds per view on a CPU, so the RGBA renders are cached by content
-  under gt-renders/: the key holds the mesh files' sha256 (OBJ, MTL and texture bytes are what
-  Blender reads), the loaded mesh, the rig cameras, every Cycles setting that changes pixels and
-  Blender's version (bench.render.cycles.cache_key), the hash of the renderer's source and the
-  object id. Cached as 8-bit RGBA, what upstream's PNGs hold, composited on the background when
-  read (the background is not in the key).
+  under gt-renders/, one file per view (eval rig and input views alike). The key holds the mesh
+  files' sha256 (OBJ, MTL and texture bytes are what Blender reads), the loaded mesh, every
+  Cycles setting that changes pixels and Blender's version (bench.render.cycles.cache_key), the
+  hash of the renderer's source, the object id and the camera. Cached as 8-bit RGBA, what
+  upstream's PNGs hold, composited on the background when read (not in the key). The input views
+  of a case are rendered the same way (input_shader): the papers' inputs were their lit renders.
 - `raster-unlit`: the fast unlit rasterizer (bench.render), never presented as a paper's protocol.
 Generations are never rendered here: their appearance comes from their Gaussians when they have
 them, else from their mesh, unlit (bench.run.measure).
@@ -109,43 +110,58 @@ def cycles_threads(config) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, int(getattr(config, "jobs", 1))))
 
 
-def gt_rgba8(config, protocol: Protocol, asset: Asset, dataset: str) -> np.ndarray:
-    """(V, H, W, 4) uint8 Cycles RGBA of the eval rig, from the cache or rendered (and cached)."""
+def cycles_rgba8(config, protocol: Protocol, asset: Asset, dataset: str, cameras) -> np.ndarray:
+    """(V, H, W, 4) uint8 Cycles RGBA of `cameras`, one cache file per view (the eval rig and the
+    input views of every setting share them); the views not cached are rendered in one call."""
     from bench.render.cycles import render_cycles
 
-    rig = protocol.eval_rig()
-    key = hashlib.sha256(json.dumps([
-        dataset, asset.object_id, _source_files_sha256(asset), asset.mesh.content_hash(),
-        [c.to_json() for c in rig.cameras], appearance_key(protocol),
-        code_hash(("bench.render.cycles",)),
-    ], sort_keys=True).encode()).hexdigest()[:24]
-    path = cache_dir(config) / "gt-renders" / f"{key}.npz"
-    if path.is_file():
+    base = [dataset, asset.object_id, _source_files_sha256(asset), asset.mesh.content_hash(),
+            appearance_key(protocol), code_hash(("bench.render.cycles",))]
+    paths = [cache_dir(config) / "gt-renders" / (hashlib.sha256(json.dumps(
+        [*base, c.to_json()], sort_keys=True).encode()).hexdigest()[:24] + ".npz") for c in cameras]
+    views: list[np.ndarray | None] = []
+    for path, cam in zip(paths, cameras):
         try:
             with np.load(path, allow_pickle=False) as z:
                 rgba = z["rgba8"]
-            if rgba.shape == (len(rig), rig.cameras[0].height, rig.cameras[0].width, 4):
-                return rgba
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is rendered again
-    out = render_cycles(asset.source, rig.cameras, preset=protocol.gt_appearance,
-                        frame=protocol.import_frame, background=protocol.background,
-                        threads=cycles_threads(config))
+            views.append(rgba if rgba.shape == (cam.height, cam.width, 4) else None)
+        except (OSError, ValueError, KeyError):  # missing or damaged: rendered again
+            views.append(None)
+    todo = [i for i, v in enumerate(views) if v is None]
+    if todo:
+        out = render_cycles(asset.source, [cameras[i] for i in todo], preset=protocol.gt_appearance,
+                            frame=protocol.import_frame, background=protocol.background,
+                            threads=cycles_threads(config))
+        for i, rgba in zip(todo, out.rgba8):
+            buf = io.BytesIO()
+            np.savez_compressed(buf, rgba8=rgba)
+            atomic_write_bytes(paths[i], buf.getvalue())
+            views[i] = rgba
+    return np.stack(views)
 
-    buf = io.BytesIO()
-    np.savez_compressed(buf, rgba8=out.rgba8)
-    atomic_write_bytes(path, buf.getvalue())
-    return out.rgba8
+
+def appearance_rgb(config, protocol: Protocol, asset: Asset, dataset: str, cameras) -> np.ndarray:
+    """(V, H, W, 3) float32 renders of the GT at `cameras` by the protocol's GT appearance
+    renderer, on its background (Cycles cached by content; the rasterizer otherwise)."""
+    if protocol.gt_appearance in CYCLES_RENDERERS:
+        from bench.render.cycles import composite
+
+        return composite(cycles_rgba8(config, protocol, asset, dataset, cameras), protocol.background)[0]
+    return render(asset.mesh, cameras, protocol.background, config.rasterizer).rgb
+
+
+def input_shader(config, protocol: Protocol, asset: Asset, dataset: str):
+    """What build_case renders its selected input views' RGB with (bench.cases.case): the
+    protocol's GT appearance renderer, as the papers' inputs were their lit Cycles renders; None
+    (the rasterizer's unlit RGB) for raster-unlit."""
+    if protocol.gt_appearance not in CYCLES_RENDERERS:
+        return None
+    return lambda cameras: appearance_rgb(config, protocol, asset, dataset, cameras)
 
 
 def gt_appearance_rgb(config, protocol: Protocol, asset: Asset, dataset: str) -> np.ndarray:
     """(V, H, W, 3) float32 GT renders of the eval rig by the protocol's GT appearance renderer."""
-    if protocol.gt_appearance in CYCLES_RENDERERS:
-        from bench.render.cycles import composite
-
-        return composite(gt_rgba8(config, protocol, asset, dataset), protocol.background)[0]
-    rig = protocol.eval_rig()
-    return render(asset.mesh, rig.cameras, protocol.background, config.rasterizer).rgb
+    return appearance_rgb(config, protocol, asset, dataset, protocol.eval_rig().cameras)
 
 
 def _gt_side(config, protocol: Protocol, asset: Asset, dataset: str,

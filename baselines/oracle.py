@@ -1,5 +1,7 @@
-"""`oracle`: returns the ground-truth mesh. An upper bound that checks the harness itself:
-every metric must come out perfect (masked PSNR infinite, MMD 0, COV 100 %)."""
+"""`oracle`: returns the ground-truth mesh, in the case's import frame. An upper bound that checks
+the harness itself: every geometry metric must come out perfect (MMD 0, COV 100 %), and every
+image metric too when the GT is rendered unlit (`<protocol>+raster-unlit`); against lit Cycles GT
+its unlit texture shows the lit-vs-unlit gap."""
 
 from __future__ import annotations
 
@@ -13,5 +15,6 @@ class Oracle(Adapter):
 
     def generate(self, case: AmodalCase) -> Generation:
         # reads the GT file named by the case; the same loader and normalization as the GT side
-        asset = load_asset(case.source, case.object_id, case.meta.get("up_axis", "z"))
+        asset = load_asset(case.source, case.object_id, case.meta.get("up_axis", "z"),
+                           case.meta.get("import_frame", "upright"))
         return Generation(asset.mesh, {"source": case.source})

@@ -42,7 +42,20 @@ def gso_leaderboards(tmp_path_factory) -> dict[str, pd.DataFrame]:
         path = run(RunConfig(out=str(out), protocol=protocol, methods=METHODS, data=str(root),
                              limit=LIMIT, jobs=2, cache=str(cache), sheets=0), progress=False)
         boards[protocol] = pd.read_csv(path)
+        boards[protocol].attrs["run"] = out
     return boards
+
+
+def _input_failures(board: pd.DataFrame, method: str, setting) -> int:
+    """Records of (method, setting) that failed because the protocol could not be met for the
+    object (failure "input": e.g. gena3d-code's 30-70 % filter leaves fewer than 4 of its 8 yaws)."""
+    from bench.records.store import load_records
+
+    recs = load_records(board.attrs["run"])
+    return sum(r.status == "failed" and r.failure == "input" for r in recs
+               if r.method == method and r.views == setting.views
+               and (r.occlusion_degree is None if setting.degree is None
+                    else abs((r.occlusion_degree or 0) - setting.degree) < 1e-9))
 
 
 def _row(board: pd.DataFrame, method: str, setting) -> pd.Series:
@@ -62,8 +75,10 @@ def test_gso(gso_leaderboards, protocol, method, setting):
     oracle = _row(board, "oracle", setting)
     assert row.n == LIMIT
     if method == "oracle":
-        # the oracle returns the GT mesh: every metric must be perfect
-        assert row.success_rate == 1.0
+        # the oracle returns the GT mesh: every metric must be perfect (on the unlit GT path);
+        # it fails only where the case itself cannot be built (an input failure)
+        assert row.success_rate == pytest.approx(1.0 - _input_failures(board, method, setting) / LIMIT)
+        assert row.success_rate > 0
         assert row.psnr_masked >= 40.0
         assert row.ssim_masked == pytest.approx(1.0, abs=1e-6)
         assert row.mmd_cd == pytest.approx(0.0, abs=1e-9)

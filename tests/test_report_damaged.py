@@ -126,7 +126,7 @@ def test_deleted_record_warns_and_its_row_keeps_the_full_reference(run_copy, bas
     assert row.cov_cd == pytest.approx(cov * 100, rel=1e-5) and row.cov_cd == pytest.approx(50.0)
     assert row.mmd_cd == pytest.approx(mmd * 1000, rel=1e-5)  # CSV keeps 6 significant digits
     md = (run_copy / "board-table.md").read_text()
-    assert f"| visible * | {PROTOCOL} | 2 |" in md
+    assert f"| visible * | {PROTOCOL}‡ | 2 |" in md  # ‡: the unlit GT variant
     # drift on the damaged run: the same warning, and the gate still compares (no error)
     gate = _cli("drift", "--baseline", str(base_run / "leaderboard.csv"), str(run_copy))
     assert gate.returncode in (0, 1) and "Traceback" not in gate.stderr

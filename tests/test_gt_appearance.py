@@ -121,6 +121,7 @@ def test_run_records_the_gt_renderer_and_the_appearance_render(tmp_path, gso_roo
     rec = json.loads(next((tmp_path / "run" / "records").rglob("*.json")).read_text())
     assert rec["meta"]["gt_appearance"] == "cycles-trellis"
     assert rec["meta"]["appearance_render"] == "mesh-unlit"
+    assert rec["meta"]["appearance_backend"] in ("moderngl", "numpy")
     assert (tmp_path / "run" / "sheets" / "small-cycles" / f"{OBJECT}.png").is_file()
     # the same run on the unlit variant is marked in its notes
     unlit = run(RunConfig(out=str(tmp_path / "run2"), protocol=proto + "+raster-unlit",
@@ -164,6 +165,8 @@ def test_a_generation_with_gaussians_is_measured_on_its_gaussian_renders(tmp_pat
     with_g = measure(protocol, config, ref, case, gt_inputs, asset.mesh, g)
     without = measure(protocol, config, ref, case, gt_inputs, asset.mesh)
     assert with_g.appearance_render == "gaussians" and without.appearance_render == "mesh-unlit"
+    assert with_g.appearance_backend == "numba"  # no CUDA here
+    assert without.appearance_backend in ("moderngl", "numpy")
     expect = render_gaussians(g, protocol.eval_rig().cameras, protocol.background).rgb
     np.testing.assert_array_equal(with_g.rig_rgb, expect)
     # the mesh is the GT itself: unlit, it is perfect at the input views; the random-colour

@@ -180,6 +180,7 @@ def write_success(job: ObjectJob, ref: Reference, method: str, st: Setting, case
                               "generation": _scalars(gen_meta),
                               "alignment": alignment,
                               "appearance_render": m.appearance_render,
+                              "appearance_backend": m.appearance_backend,
                               "gt_appearance": job.protocol.gt_appearance,
                               "normalization": job.protocol.spec["pointcloud"].get("normalization",
                                                                                    "none"),

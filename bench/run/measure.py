@@ -7,7 +7,8 @@ Amodal3R's and GENA3D's inference scripts render it, by splatting its Gaussians
 (bench.render.splat), for every appearance metric (masked PSNR/SSIM/LPIPS, FID/KID, CLIP);
 without Gaussians its mesh is rasterized unlit (its colours as they are, as a Gaussian render
 shows its colours). Geometry (the rig point cloud) always comes from the mesh. The record says
-which (`meta.appearance_render`: "gaussians" or "mesh-unlit").
+which (`meta.appearance_render`: "gaussians" or "mesh-unlit"; `meta.appearance_backend`: the
+splatting backend, numba or gsplat, or the rasterizer).
 
 `config` is a bench.run.runner.RunConfig.
 """
@@ -59,16 +60,20 @@ class Measurement:
     rig_rgb: np.ndarray  # (V, H, W, 3) the eval-rig appearance render that was measured
     features: dict[str, np.ndarray]  # extractor -> rig image features (V, d)
     appearance_render: str  # "gaussians" or "mesh-unlit"
+    appearance_backend: str = ""  # "numba" / "gsplat" (splats) or the rasterizer's name
 
 
-def _appearance(mesh: Mesh, gaussians, cameras, protocol: Protocol, config) -> np.ndarray:
-    """(V, H, W, 3) appearance render of a generation: its Gaussians splatted when it has them,
-    else its mesh rasterized unlit."""
+def generation_appearance(mesh: Mesh, gaussians, cameras, protocol: Protocol,
+                          config) -> tuple[np.ndarray, str]:
+    """(V, H, W, 3) appearance render of a generation and the backend that made it: its
+    Gaussians splatted when it has them, else its mesh rasterized unlit."""
     if gaussians is not None:
         from bench.render.splat import render_gaussians
 
-        return render_gaussians(gaussians, cameras, protocol.background).rgb
-    return render(mesh, cameras, protocol.background, config.rasterizer).rgb
+        out = render_gaussians(gaussians, cameras, protocol.background)
+    else:
+        out = render(mesh, cameras, protocol.background, config.rasterizer)
+    return out.rgb, out.backend
 
 
 def _evaluate_generation(mesh: Mesh, gaussians, case: AmodalCase, gt_inputs, protocol: Protocol,
@@ -77,7 +82,8 @@ def _evaluate_generation(mesh: Mesh, gaussians, case: AmodalCase, gt_inputs, pro
     cloud of one generation."""
     mesh.validate()
     cams = [v.camera for v in case.views]
-    pred = SimpleNamespace(rgb=_appearance(mesh, gaussians, cams, protocol, config))
+    rgb, backend = generation_appearance(mesh, gaussians, cams, protocol, config)
+    pred = SimpleNamespace(rgb=rgb)
     masks = [v.visibility_mask for v in case.views]
     # PSNR of the object: from the MSE pooled over the masked pixels of all its input views
     # (views stacked along the image rows), so one identical view cannot make it infinite
@@ -86,8 +92,8 @@ def _evaluate_generation(mesh: Mesh, gaussians, case: AmodalCase, gt_inputs, pro
     ssim = [ssim_masked(pred.rgb[i], gt_inputs.rgb[i], masks[i]) for i in range(len(masks))]
     rig = protocol.eval_rig()
     rig_render = render(mesh, rig.cameras, protocol.background, config.rasterizer)
-    rig_rgb = rig_render.rgb if gaussians is None else _appearance(mesh, gaussians, rig.cameras,
-                                                                   protocol, config)
+    rig_rgb = rig_render.rgb if gaussians is None else generation_appearance(
+        mesh, gaussians, rig.cameras, protocol, config)[0]
     try:
         cloud, geometry_error = sample_point_cloud(
             rig_render.depth, rig.cameras, protocol.spec["pointcloud"]["points"], case.seed,
@@ -96,7 +102,7 @@ def _evaluate_generation(mesh: Mesh, gaussians, case: AmodalCase, gt_inputs, pro
         cloud, geometry_error = None, str(e)
     metrics = {"psnr_masked": float(psnr), "ssim_masked": float(np.mean(ssim))}
     metrics.update(suite.lpips_masked(pred.rgb, gt_inputs.rgb, [v.visibility_mask for v in case.views]))
-    return metrics, cloud, geometry_error, rig_rgb
+    return metrics, cloud, geometry_error, rig_rgb, backend
 
 
 def _image_features(ref: Reference, rig_rgb: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
@@ -115,14 +121,14 @@ def measure(protocol: Protocol, config, ref: Reference, case: AmodalCase, gt_inp
             mesh: Mesh, gaussians=None) -> Measurement:
     """Image and geometry metrics of one generation: its mesh, and its Gaussians
     (bench.inputs.gaussians.Gaussians, same frame) when it has them (nothing is written here)."""
-    metrics, cloud, geometry_error, rig_rgb = _evaluate_generation(
+    metrics, cloud, geometry_error, rig_rgb, backend = _evaluate_generation(
         mesh, gaussians, case, gt_inputs, protocol, config, ref.suite)
     # an empty rig render (nothing rendered) is a background-only render: it keeps its image
     # features, as a failed generation does (bench.run.evaluate), so failures never flatter FID
     image_metrics, features = _image_features(ref, rig_rgb)
     metrics.update(image_metrics)
     return Measurement(metrics, cloud, geometry_error, rig_rgb, features,
-                       "mesh-unlit" if gaussians is None else "gaussians")
+                       "mesh-unlit" if gaussians is None else "gaussians", backend)
 
 
 _BACKGROUND: dict[tuple, dict[str, np.ndarray]] = {}

@@ -40,7 +40,7 @@ def write_object_renders(protocol: Protocol, asset: Asset, dataset: str, out: Pa
     """Write the GT (and generation) rig renders of one object; returns what renders.json holds.
     config: a bench.run.runner.RunConfig (cache, rasterizer, jobs)."""
     from bench.run.gtcache import gt_appearance_rgb
-    from bench.run.measure import _appearance
+    from bench.run.measure import generation_appearance
 
     rig = protocol.eval_rig()
     out = Path(out)
@@ -50,8 +50,9 @@ def write_object_renders(protocol: Protocol, asset: Asset, dataset: str, out: Pa
             "gt": {"renderer": protocol.gt_appearance,
                    "files": write_pngs(out / "gt", gt_appearance_rgb(config, protocol, asset, dataset))}}
     if mesh is not None or gaussians is not None:
-        rgb = _appearance(mesh, gaussians, rig.cameras, protocol, config)
+        rgb, backend = generation_appearance(mesh, gaussians, rig.cameras, protocol, config)
         info["generation"] = {"renderer": "gaussians" if gaussians is not None else "mesh-unlit",
+                              "backend": backend,
                               "files": write_pngs(out / "generation", rgb)}
     atomic_write_bytes(out / "renders.json", json.dumps(info, indent=1).encode())
     return info

@@ -161,3 +161,20 @@ def test_drift_does_not_write_the_run(tmp_path, gso_root):
     gate = subprocess.run([sys.executable, "-m", "bench", "drift", "--baseline", str(baseline), str(out)],
                           capture_output=True, text=True, timeout=300)
     assert gate.returncode == 0 and not board.exists()
+
+
+def test_a_paper_protocol_without_blender_is_one_line_before_any_work(tmp_path):
+    """Without the `cycles` extra (bpy hidden here), a lit-Cycles protocol stops before any work
+    with one line naming the install and the unlit variant; the variant itself runs."""
+    code = ("import sys; sys.modules['bpy'] = None; from bench.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    args = ["--methods", "oracle", "--limit", "1", "--jobs", "1", "--sheets", "0",
+            "--cache", str(tmp_path / "c")]
+    r = subprocess.run([sys.executable, "-c", code, "run", "--protocol", "amodal3r-gso",
+                        "--out", str(tmp_path / "a"), *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "pip install 'amodal-bench[cycles]'" in r.stderr and "amodal3r-gso+raster-unlit" in r.stderr
+    assert not (tmp_path / "a").exists()
+    ok = subprocess.run([sys.executable, "-c", code, "run", "--protocol", "amodal3r-gso+raster-unlit",
+                         "--out", str(tmp_path / "b"), *args], capture_output=True, text=True, timeout=600)
+    assert ok.returncode == 0, ok.stderr

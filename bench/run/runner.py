@@ -63,6 +63,14 @@ def run(config: RunConfig, progress: bool = True) -> Path:
 
     if config.alignment not in ALIGNMENTS:
         raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, got {config.alignment!r}")
+    if protocol.gt_appearance in ("cycles-trellis", "cycles-gena3d"):  # Blender, before any work
+        from bench.render.cycles import blender_version
+
+        try:
+            blender_version()
+        except RuntimeError as e:
+            raise ValueError(f"protocol {protocol.name} renders its GT with lit Cycles: {e}; or run "
+                             f"{protocol.name}+raster-unlit (unlit GT, marked non-standard)") from None
     suite = appearance_suite(config)  # load (or find missing) metric networks before any work
     if config.require_metrics:
         suite.require()

@@ -204,3 +204,28 @@ def test_render_command_writes_gt_and_generation_views(tmp_path, gso_root, asset
                           "--protocol", proto, "--object", "No_Such_Object", "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "No_Such_Object" in bad.stderr
+
+
+SPAWN = '''
+import multiprocessing as mp
+
+def child():
+    from bench.render.cycles import blender_version
+    return blender_version()
+
+if __name__ == "__main__":
+    import bpy  # the parent imports Blender first: its script folders join sys.path
+    with mp.get_context("spawn").Pool(1) as pool:
+        print("child", pool.apply(child))
+'''
+
+
+def test_a_spawned_worker_of_a_process_that_imported_bpy_still_finds_blender(tmp_path):
+    """Importing bpy puts Blender's scripts/modules (holding a bpy/ package) on sys.path; spawned
+    workers inherit it, and a plain `import bpy` there found that package ("No module named
+    '_bpy'"): the drift gate's workers failed so. bench.render.cycles drops those entries first."""
+    script = tmp_path / "spawn.py"
+    script.write_text(SPAWN)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                       cwd=str(Path(__file__).resolve().parents[1]))
+    assert r.returncode == 0 and "child 5.0.1" in r.stdout, r.stderr[-2000:]

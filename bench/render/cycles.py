@@ -125,6 +125,9 @@ class CyclesRender:
 
 
 def _bpy():
+    if "bpy" not in sys.modules:  # a spawned child inherits its parent's sys.path, where importing
+        # bpy added Blender's script folders, whose bpy/ package would shadow the compiled module
+        sys.path[:] = [p for p in sys.path if f"{os.sep}bpy{os.sep}" not in p or "scripts" not in p]
     try:
         import bpy
     except ImportError:
@@ -132,8 +135,7 @@ def _bpy():
     return bpy
 
 
-def blender_version() -> str:
-    """The version string of the installed bpy (e.g. '5.0.1')."""
+def blender_version() -> str:  # e.g. '5.0.1'
     return _bpy().app.version_string
 
 

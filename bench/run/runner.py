@@ -46,6 +46,22 @@ class RunConfig:
     require_metrics: bool = False  # a metric network without weights is an error, not a NaN
 
 
+def _require_blender(protocol) -> None:
+    """A one-line error when bpy is not installed. Found, not imported: importing bpy here would
+    put Blender's script folders on the sys.path the worker processes inherit."""
+    import importlib.util
+
+    from bench.render.cycles import BPY_MISSING
+
+    try:
+        found = importlib.util.find_spec("bpy") is not None
+    except ValueError:  # sys.modules["bpy"] is None: import blocked
+        found = False
+    if not found:
+        raise ValueError(f"protocol {protocol.name} renders its GT with lit Cycles: {BPY_MISSING}; or "
+                         f"run {protocol.name}+raster-unlit (unlit GT, marked non-standard)")
+
+
 def run(config: RunConfig, progress: bool = True) -> Path:
     """Evaluate, write records and the leaderboard; returns the leaderboard path."""
     from bench.report.aggregate import write_leaderboard
@@ -64,13 +80,7 @@ def run(config: RunConfig, progress: bool = True) -> Path:
     if config.alignment not in ALIGNMENTS:
         raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, got {config.alignment!r}")
     if protocol.gt_appearance in ("cycles-trellis", "cycles-gena3d"):  # Blender, before any work
-        from bench.render.cycles import blender_version
-
-        try:
-            blender_version()
-        except RuntimeError as e:
-            raise ValueError(f"protocol {protocol.name} renders its GT with lit Cycles: {e}; or run "
-                             f"{protocol.name}+raster-unlit (unlit GT, marked non-standard)") from None
+        _require_blender(protocol)
     suite = appearance_suite(config)  # load (or find missing) metric networks before any work
     if config.require_metrics:
         suite.require()

@@ -10,6 +10,8 @@
     amodal-bench render --protocol P --object ID --out DIR [--mesh F | --gaussians F.ply]
     amodal-bench pcs RUN --endpoint URL   # VLM-judged PCS over a run's saved renders
     amodal-bench ls protocols|methods|datasets|rasterizers
+    amodal-bench ls objects --protocol P [--data DIR] [--subset random:500] [--out FILE]
+    amodal-bench fetch gso --out DIR [--objects a,b] [--jobs N]   # from Gazebo Fuel
 """
 
 from __future__ import annotations
@@ -84,12 +86,31 @@ def _protocol(value: str) -> str:
     return value
 
 
-def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
-    p.add_argument("--data", help="dataset root (default: $AMODAL_BENCH_GSO or ../shared/data/gso)")
-    p.add_argument("--dataset", default="gso", choices=list_datasets())
-    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N objects")
+def _add_selection_args(p: argparse.ArgumentParser) -> None:
+    """Which objects: found under --data, or pinned by --manifest; then --objects, --subset, --limit
+    (bench.inputs.selection)."""
+    p.add_argument("--data", help="dataset root: a folder (or Toys4K's zip) in the dataset's layout "
+                                  "(default: the dataset's env var, e.g. $AMODAL_BENCH_GSO, "
+                                  "or ../shared/data/gso)")
+    p.add_argument("--dataset", default=None, choices=list_datasets(),
+                   help="the data's layout (default: the protocol's dataset)")
+    p.add_argument("--manifest", default=None, metavar="FILE|NAME",
+                   help="pin the objects: a manifest YAML (e.g. a fetch.lock.yaml) or a shipped one "
+                        "(gso-dev: the 52 dev objects with sha256; gso: the full 1,033-name list); "
+                        "every selected object is verified (present, sha256) before any work")
     p.add_argument("--objects", type=lambda s: [o for o in s.split(",") if o], default=[],
-                   help="comma-separated object ids (default: every object of the manifest)")
+                   help="comma-separated object ids (default: every object found under --data)")
+    p.add_argument("--subset", default=None, metavar="SPEC",
+                   help="random:N[:SEED] (a seeded draw, recorded; GENA3D B.1 uses 500) or a subset "
+                        "name of the manifest")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N objects")
+    p.add_argument("--bad-objects", choices=["error", "record"], default="error",
+                   help="an object missing or not as pinned: an error before any work (default), "
+                        "or an input-failure record naming the reason")
+
+
+def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
+    _add_selection_args(p)
     p.add_argument("--out", default="runs/demo" if demo else None, required=not demo)
     p.add_argument("--jobs", type=positive_int, default=2, help="worker processes (default 2)")
     p.add_argument("--rasterizer", default="auto", choices=RASTERIZERS)
@@ -127,10 +148,7 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
 def _add_case_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", required=True, type=_protocol,
                    help=f"a name ({', '.join(list_protocols())}) or a protocol YAML path")
-    p.add_argument("--data", help="dataset root (default: $AMODAL_BENCH_GSO or ../shared/data/gso)")
-    p.add_argument("--dataset", default="gso", choices=list_datasets())
-    p.add_argument("--limit", type=positive_int, default=None)
-    p.add_argument("--objects", type=lambda s: [o for o in s.split(",") if o], default=[])
+    _add_selection_args(p)
     p.add_argument("--cache", default=None,
                    help="GT cache: lit input renders (default $AMODAL_BENCH_CACHE or ~/.cache/amodal-bench)")
 
@@ -155,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("--object", required=True, help="object id")
     ren.add_argument("--out", required=True, help="directory: gt/view_<k>.png, generation/view_<k>.png")
     ren.add_argument("--data", help="dataset root (default: $AMODAL_BENCH_GSO or ../shared/data/gso)")
-    ren.add_argument("--dataset", default="gso", choices=list_datasets())
+    ren.add_argument("--dataset", default=None, choices=list_datasets(), help="(default: the protocol's)")
     ren.add_argument("--mesh", help="a generated mesh (GLB/GLTF Y-up, OBJ/PLY Z-up unless --up-axis)")
     ren.add_argument("--up-axis", choices=["y", "z"], default=None, help="the mesh file's up axis")
     ren.add_argument("--gaussians", help="a generated 3DGS PLY (rendered by splatting)")
@@ -195,8 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
     pcs.add_argument("--max-attempts", type=int, default=3, help="tries per object for a parseable answer")
     pcs.add_argument("--seed", type=int, default=0)
     pcs.add_argument("--cache", default=None, help="judge answer cache (default ~/.cache/amodal-bench/pcs)")
-    ls = sub.add_parser("ls", help="list what exists")
-    ls.add_argument("what", choices=["protocols", "methods", "datasets", "rasterizers"])
+    ls = sub.add_parser("ls", help="list what exists (objects: the exact list a run would evaluate)")
+    ls.add_argument("what", choices=["protocols", "methods", "datasets", "rasterizers", "objects"])
+    ls.add_argument("--protocol", type=_protocol, default=None, help="(ls objects) the protocol")
+    _add_selection_args(ls)
+    ls.add_argument("--out", default=None, help="(ls objects) also write the list to this file")
+    ls.add_argument("--cache", default=None, help="(ls objects) where verified sha256 are cached")
+    fetch = sub.add_parser("fetch", help="download a dataset into its official layout (GSO: Gazebo Fuel)")
+    fetch.add_argument("dataset", choices=["gso"])
+    fetch.add_argument("--out", required=True, help="the data root to fill (resumable)")
+    fetch.add_argument("--objects", type=lambda s: [o for o in s.split(",") if o], default=[],
+                       help="comma-separated names (default: all names of datasets/gso.yaml)")
+    fetch.add_argument("--manifest", default=None, metavar="FILE|NAME",
+                       help="fetch this manifest's objects and verify their pinned sha256")
+    fetch.add_argument("--jobs", type=positive_int, default=4, help="parallel downloads (default 4)")
+    fetch.add_argument("--base-url", default=None, help="Fuel API base (default: the dataset's, "
+                                                        "https://fuel.gazebosim.org/1.0)")
+    fetch.add_argument("--owner", default=None, help="Fuel owner (default GoogleResearch)")
+    fetch.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     return parser
 
 
@@ -237,6 +271,10 @@ def _dispatch(args) -> int:
         return commands.cmd_drift(args)
     if args.command == "pcs":
         return commands.cmd_pcs(args)
+    if args.command == "fetch":
+        return commands.cmd_fetch(args)
+    if args.command == "ls" and args.what == "objects":
+        return commands.cmd_ls_objects(args)
     if args.command == "ls":
         if args.what == "protocols":
             for name in list_protocols():

@@ -316,6 +316,10 @@ def evaluate_object(config, object_id: str, index: int) -> int:
     todo = job.pending()
     if not todo:
         return 0
+    if object_id in config.unusable:  # missing, or not as its manifest pins it (--bad-objects record)
+        for m, st in todo:
+            write_failure(job, m, st, f"asset: {config.unusable[object_id]}", failure="input")
+        return len(todo)
     try:
         asset = ds.load(object_id, protocol.import_frame)
     except AssetError as e:

@@ -11,13 +11,14 @@ import json
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from bench.inputs.dataset import open_dataset
 from bench.inputs.protocol import load_protocol
+from bench.inputs.selection import BAD_OBJECT_MODES, Selection, select_objects
 from bench.records.store import provenance
 from bench.run.appearance import AppearanceConfig
 from bench.run.evaluate import appearance_suite, evaluate_object
@@ -38,6 +39,10 @@ class RunConfig:
     cache: str | None = None  # GT cache dir; default $AMODAL_BENCH_CACHE or ~/.cache/amodal-bench
     sheets: int = 3  # contact sheets for the first N objects
     object_ids: list[str] = field(default_factory=list)
+    manifest: str | None = None  # pin file or shipped name (bench.inputs.manifest): ids verified first
+    subset: str | None = None  # a manifest subset name or random:N[:SEED] (bench.inputs.selection)
+    bad_objects: str = "error"  # an object missing / not as pinned: "error" before work, or "record"
+    unusable: dict[str, str] = field(default_factory=dict)  # filled by run(): id -> reason (record mode)
     cases: str | None = None  # exported CASES dir: methods are outputs found there (import)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     alignment: str = "none"  # bench.metrics.alignment: "none" | "yaw" | "yaw+icp" (aligned COV/MMD beside)
@@ -62,6 +67,32 @@ def _require_blender(protocol) -> None:
                          f"run {protocol.name}+raster-unlit (unlit GT, marked non-standard)")
 
 
+OBJECT_LIST = "objects.txt"  # every run directory keeps the exact list it evaluated
+
+
+def select_run_objects(config: RunConfig, ds) -> Selection:
+    """The run's objects (bench.inputs.selection); bad objects are an error in one line unless
+    config.bad_objects == "record"."""
+    from bench.run.gtcache import cache_dir
+
+    if config.bad_objects not in BAD_OBJECT_MODES:
+        raise ValueError(f"bad_objects must be one of {', '.join(BAD_OBJECT_MODES)}")
+    sel = select_objects(ds, manifest=config.manifest, objects=config.object_ids, subset=config.subset,
+                         limit=config.limit, hash_cache=cache_dir(config) / "sha256.json")
+    if sel.bad and config.bad_objects == "error":
+        raise ValueError(f"{sel.problem()} (--bad-objects record evaluates the rest and records "
+                         "these as input failures)")
+    return sel
+
+
+def write_object_list(path: Path, ids: list[str], spec: dict) -> None:
+    """One id per line after a commented header saying how the list was made."""
+    from bench.files import atomic_write_bytes
+
+    head = "".join(f"# {k}: {json.dumps(v)}\n" for k, v in spec.items())
+    atomic_write_bytes(path, (head + "".join(f"{i}\n" for i in ids)).encode())
+
+
 def run(config: RunConfig, progress: bool = True) -> Path:
     """Evaluate, write records and the leaderboard; returns the leaderboard path."""
     from bench.report.aggregate import write_leaderboard
@@ -84,14 +115,16 @@ def run(config: RunConfig, progress: bool = True) -> Path:
     suite = appearance_suite(config)  # load (or find missing) metric networks before any work
     if config.require_metrics:
         suite.require()
-    ids = config.object_ids or ds.object_ids
-    ids = ids[: config.limit] if config.limit else ids
+    sel = select_run_objects(config, ds)
+    ids = sel.ids
+    config = replace(config, unusable=sel.bad)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(
         {"config": asdict(config), "protocol_hash": protocol.content_hash,
-         "data_root": str(ds.root), "objects": ids, "provenance": provenance(),
+         "data_root": str(ds.root), "objects": ids, "selection": sel.spec, "provenance": provenance(),
          "missing_metrics": suite.missing, "weights_sha256": suite.weights_sha256()}, indent=1))
+    write_object_list(out / OBJECT_LIST, ids, sel.spec)
     bar = tqdm(total=len(ids), desc=f"{protocol.name}", unit="obj", disable=not progress)
     if config.jobs <= 1:
         for i, oid in enumerate(ids):

@@ -10,8 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+from bench.commands.data import cmd_fetch, cmd_ls_objects, dataset_of, nothing_loaded
 from bench.inputs.dataset import DataMissing
 from bench.inputs.protocol import load_protocol
+
+__all__ = ["cmd_fetch", "cmd_ls_objects", "iter_cases"]
 
 
 def _weights(pairs: list[str]) -> dict[str, str]:
@@ -37,14 +40,14 @@ def iter_cases(args):
     from bench.inputs.assets import AssetError
     from bench.inputs.dataset import open_dataset
     from bench.run.gtcache import input_shader
-    from bench.run.runner import RunConfig
+    from bench.run.runner import RunConfig, select_run_objects
 
     protocol = load_protocol(args.protocol)
-    ds = open_dataset(args.dataset, args.data)
-    ids = args.objects or ds.object_ids
-    ids = ids[: args.limit] if args.limit else ids
+    ds = open_dataset(dataset_of(args, protocol), args.data)
     config = RunConfig(out="", protocol=args.protocol, methods=[], dataset=ds.name, data=args.data,
-                       jobs=1, cache=args.cache)
+                       jobs=1, cache=args.cache, object_ids=args.objects, manifest=args.manifest,
+                       subset=args.subset, limit=args.limit, bad_objects="error")
+    ids = select_run_objects(config, ds).ids
     for oid in tqdm(ids, desc=protocol.name, unit="obj"):
         try:
             asset = ds.load(oid, protocol.import_frame)
@@ -72,7 +75,7 @@ def cmd_export(args) -> int:
             failures.extend(fails)
             yield from object_cases
 
-    manifest = export_cases(cases(), Path(args.out), protocol, args.dataset)
+    manifest = export_cases(cases(), Path(args.out), protocol, dataset_of(args, protocol))
     for line in failures:
         print(f"not exported: {line}")
     print(f"manifest: {manifest}")
@@ -111,9 +114,10 @@ def _render(args) -> int:
     from bench.run.runner import RunConfig
 
     protocol = load_protocol(args.protocol)
+    args.dataset = dataset_of(args, protocol)
     ds = open_dataset(args.dataset, args.data)
     if args.object not in ds.object_ids:
-        raise ValueError(f"object {args.object!r} is not in the {ds.name} manifest")
+        raise ValueError(f"object {args.object!r} is not under {ds.root} in the {ds.name} layout")
     asset = ds.load(args.object, protocol.import_frame)
     mesh = gaussians = None
     if args.mesh:
@@ -304,8 +308,10 @@ def cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -
     except ValueError as e:
         sys.stderr.write(f"amodal-bench: error: {e}\n")
         return 2
-    config = RunConfig(out=args.out, protocol=protocol, methods=methods, dataset=args.dataset,
-                       data=args.data, limit=args.limit, jobs=args.jobs,
+    config = RunConfig(out=args.out, protocol=protocol, methods=methods,
+                       dataset=dataset_of(args, load_protocol(protocol)), data=args.data,
+                       limit=args.limit, manifest=args.manifest, subset=args.subset,
+                       bad_objects=args.bad_objects, jobs=args.jobs,
                        rasterizer=args.rasterizer, cache=args.cache, sheets=args.sheets,
                        object_ids=args.objects, cases=cases, appearance=appearance,
                        require_metrics=args.require_metrics, alignment=args.alignment,
@@ -319,6 +325,10 @@ def cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -
     elapsed = time.perf_counter() - t0
     print(format_table(pd.read_csv(path)))  # the table just written, not a second aggregation
     print(f"\nleaderboard: {path}")
+    why = nothing_loaded(Path(args.out))
+    if why:
+        sys.stderr.write(f"amodal-bench: error: {why}\n")
+        return 2
     sheets = [p for p in sorted((Path(args.out) / "sheets").rglob("*.png")) if "renders" not in p.parts]
     if sheets:
         print(f"contact sheets: {Path(args.out) / 'sheets'} ({len(sheets)} PNG)")

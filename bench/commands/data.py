@@ -61,7 +61,7 @@ def cmd_ls_objects(args) -> int:
 def cmd_fetch(args) -> int:
     """Download into --out; rc 0 when every object is present, 2 otherwise (one line per failure)."""
     from bench.inputs.dataset import load_definition
-    from bench.inputs.fetch import fetch_objects, write_lock
+    from bench.inputs.fetch import fetch_objects, read_lock, write_lock
     from bench.inputs.manifest import load_manifest
 
     definition = load_definition(args.dataset)
@@ -69,11 +69,14 @@ def cmd_fetch(args) -> int:
     base_url = (args.base_url or fuel["base_url"]).rstrip("/")
     owner = args.owner or fuel["owner"]
     try:
-        pins = load_manifest(args.manifest).objects if args.manifest else {}
+        pinned = load_manifest(args.manifest).objects if args.manifest else {}
     except ValueError as e:
         sys.stderr.write(f"amodal-bench: error: {e}\n")
         return 2
-    names = list(dict.fromkeys(args.objects)) or list(pins) or list(definition["objects"])
+    # the hashes an earlier fetch saw pin the objects already on disk (an edited file fails);
+    # an explicit manifest's pins come first
+    pins = {**read_lock(Path(args.out)), **{k: v for k, v in pinned.items() if v}}
+    names = list(dict.fromkeys(args.objects)) or list(pinned) or list(definition["objects"])
     results = fetch_objects(names, Path(args.out), base_url=base_url, owner=owner, jobs=args.jobs,
                             pins=pins, timeout=args.timeout)
     lock = write_lock(Path(args.out), results, base_url=base_url, owner=owner)

@@ -6,7 +6,7 @@ its unlit texture shows the lit-vs-unlit gap."""
 from __future__ import annotations
 
 from bench.cases.case import AmodalCase
-from bench.inputs.assets import load_asset
+from bench.inputs.dataset import load_source
 from bench.methods.adapter import Adapter, Generation
 
 
@@ -15,6 +15,6 @@ class Oracle(Adapter):
 
     def generate(self, case: AmodalCase) -> Generation:
         # reads the GT file named by the case; the same loader and normalization as the GT side
-        asset = load_asset(case.source, case.object_id, case.meta.get("up_axis", "z"),
-                           case.meta.get("import_frame", "upright"))
+        asset = load_source(case.source, case.object_id, case.meta.get("up_axis", "z"),
+                            case.meta.get("import_frame", "upright"))
         return Generation(asset.mesh, {"source": case.source})

@@ -164,12 +164,19 @@ class Dataset:
     def load(self, object_id: str, import_frame: str = "upright") -> Asset:
         """Load one object in the TRELLIS object frame, imported in `import_frame` (a protocol's
         `import_frame`); raises AssetError on a bad mesh."""
-        path = self.mesh_path(object_id)
-        if path.suffix.lower() == ".blend":
-            from bench.inputs.blend import load_blend
+        return load_source(self.mesh_path(object_id), object_id, self.definition.get("up_axis", "z"),
+                           import_frame)
 
-            return load_blend(path, object_id, import_frame)
-        return load_asset(path, object_id, self.definition.get("up_axis", "z"), import_frame)
+
+def load_source(path: str | os.PathLike, object_id: str | None = None, up_axis: str = "z",
+                import_frame: str = "upright") -> Asset:
+    """A GT object from its source file: a .blend through bpy (bench.inputs.blend, Toys4K), any
+    other mesh through bench.inputs.assets.load_asset."""
+    if Path(path).suffix.lower() == ".blend":
+        from bench.inputs.blend import load_blend
+
+        return load_blend(Path(path), object_id, import_frame)
+    return load_asset(path, object_id, up_axis, import_frame)
 
 
 def list_datasets() -> list[str]:

@@ -4,7 +4,8 @@ Where the URLs come from: Gazebo's own collection downloader fetches one zip per
 `{base}/{owner}/models/{urllib.parse.quote(name)}.zip` (the latest version), base
 https://fuel.gazebosim.org/1.0, owner GoogleResearch; Kubric's kubric/scripts/download_GSO.py
 (google-research/kubric @0ee21e2) asks for the versioned `{base}/{owner}/models/{name}/1/{name}.zip`
-on the older host fuel.ignitionrobotics.org. Not tried against the real server here (no internet). The Fuel collection "Scanned Objects by Google Research" lists the GSO
+on the older host fuel.ignitionrobotics.org. Not tried against the real server here (no
+internet). The Fuel collection "Scanned Objects by Google Research" lists the GSO
 release (1,030 objects per the GSO paper, Downs et al., ICRA 2022). Each zip is flat
 (model.config, model.sdf, meshes/model.obj, meshes/model.mtl, materials/textures/texture.png,
 thumbnails/*.jpg); extracted into a folder named after the model it is the official layout

@@ -22,6 +22,14 @@ Frames: "blender-obj" keeps Blender's OBJ axes (file (x, y, z) -> (x, -z, y): a 
 on its back), as TRELLIS's and Amodal3R's scripts do; "upright" adds GENA3D's -90 deg turn about X
 after import (render.py:436), which gives back the file's own Z-up frame.
 
+A .blend (Toys4K) is rendered as upstream's script renders one (`blender file.blend -b -P
+render.py`): the file is opened as the main file (its scripts not run), `init_render`'s settings
+are set, invisible objects deleted, `normalize_scene` applied (bench.inputs.blender: the same
+steps bench.inputs.blend takes, so the asset mesh and these renders share one frame), the file's
+lights deleted and ours added. Its materials, World and colour management (view transform,
+look) stay the file's own, as upstream touches none of them; `world="none"` still removes the
+World. No frame turns a .blend (both scripts leave it as it is).
+
 Compositing: `rgb` is the straight-alpha "over" of the 8-bit PNG colour on the background in
 sRGB space, rgb = c/255 * a/255 + bg * (1 - a/255), as compositing upstream's saved RGBA PNGs
 on white does; `rgba8` holds the PNG bytes Blender wrote.
@@ -29,10 +37,7 @@ on white does; `rgba8` holds the PNG bytes Blender wrote.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -40,14 +45,24 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.inputs.assets import AssetError, _TextureResolver
+from bench.inputs.assets import AssetError
+from bench.inputs.blender import BPY_MISSING as BPY_MISSING
+from bench.inputs.blender import bpy_module as _bpy
+from bench.inputs.blender import open_blend
+from bench.inputs.blender import quiet_stdout as _quiet_stdout
 from bench.inputs.cameras import Camera
 from bench.inputs.protocol import background_rgb
+from bench.render.cycles_scene import (
+    SENSOR_MM,
+    add_camera,
+    add_lights,
+    configure,
+    load_blend_scene,
+    load_object,
+    reset_scene,
+)
 
-BPY_MISSING = ("the Cycles GT renderer needs Blender as a Python module: "
-               "pip install 'amodal-bench[cycles]' (bpy==5.0.1, CPython 3.11)")
 FRAMES = ("blender-obj", "upright")
-SENSOR_MM = 32.0  # upstream init_camera: sensor_width = sensor_height = 32
 
 
 @dataclass(frozen=True)
@@ -70,8 +85,8 @@ class CyclesSettings:
     """Every render setting upstream fixes (init_render, init_lighting), plus what it inherits.
 
     world: "startup" keeps the factory startup World (grey 0.0509, strength 1), as upstream
-    does; "none" removes it (no ambient light; for ablations only).
-    view_transform: Blender 3.0.1's default "Filmic" (upstream sets none).
+    does (a .blend keeps its own World, as upstream); "none" removes it (ablations only).
+    view_transform: Blender 3.0.1's default "Filmic" (upstream sets none; a .blend keeps its own).
     Resolution comes from the cameras; film_transparent, 8-bit RGBA PNG and the CPU device are
     fixed. Adaptive sampling, light tree, OpenImageDenoise and dithering keep Blender's defaults,
     as upstream does (the Blender version is part of `cache_key`).
@@ -124,17 +139,6 @@ class CyclesRender:
     frame: str
 
 
-def _bpy():
-    if "bpy" not in sys.modules:  # a spawned child inherits its parent's sys.path, where importing
-        # bpy added Blender's script folders, whose bpy/ package would shadow the compiled module
-        sys.path[:] = [p for p in sys.path if f"{os.sep}bpy{os.sep}" not in p or "scripts" not in p]
-    try:
-        import bpy
-    except ImportError:
-        raise RuntimeError(BPY_MISSING) from None
-    return bpy
-
-
 def blender_version() -> str:  # e.g. '5.0.1'
     return _bpy().app.version_string
 
@@ -178,113 +182,6 @@ def camera_to_blender(camera: Camera) -> tuple[np.ndarray, float, float, float]:
     return world, lens, shift_x, shift_y
 
 
-@contextlib.contextmanager
-def _quiet_stdout():
-    """Silence Blender's C-level progress lines on stdout (fd 1); stderr stays."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def _reset_scene(bpy) -> None:
-    """Factory startup, then upstream `init_scene`: delete objects, materials, textures, images."""
-    bpy.ops.wm.read_factory_settings(use_empty=False)
-    for collection in (bpy.data.objects, bpy.data.materials, bpy.data.textures, bpy.data.images):
-        for item in list(collection):
-            collection.remove(item, do_unlink=True)
-
-
-def _configure(bpy, s: CyclesSettings, threads: int) -> None:
-    scene = bpy.context.scene
-    r = scene.render
-    r.engine, r.resolution_percentage, r.film_transparent = "CYCLES", 100, True
-    r.image_settings.file_format, r.image_settings.color_mode = "PNG", "RGBA"
-    r.image_settings.color_depth = "8"
-    r.threads_mode, r.threads = "FIXED", threads
-    cycles = dict(device="CPU", samples=s.samples, pixel_filter_type=s.pixel_filter,
-                  filter_width=s.filter_width, diffuse_bounces=s.diffuse_bounces,
-                  glossy_bounces=s.glossy_bounces, transparent_max_bounces=s.transparent_bounces,
-                  transmission_bounces=s.transmission_bounces, use_denoising=s.denoise, seed=s.seed,
-                  use_animated_seed=False)
-    for name, value in cycles.items():
-        setattr(scene.cycles, name, value)
-    scene.view_settings.view_transform, scene.view_settings.look = s.view_transform, s.look
-    if s.world == "none":
-        scene.world = None
-
-
-def _resolve_textures(bpy, obj_path: Path, scratch: Path) -> None:
-    """Point every image the importer could not find to the file our loader resolves
-    (bench.inputs.assets._TextureResolver); its bytes are written to `scratch`."""
-    resolver = _TextureResolver(obj_path)
-    for k, image in enumerate(bpy.data.images):
-        if image.source != "FILE" or Path(bpy.path.abspath(image.filepath)).is_file():
-            continue
-        wanted = Path(bpy.path.abspath(image.filepath))
-        name = (os.path.relpath(wanted, obj_path.parent) if wanted.is_relative_to(obj_path.parent)
-                else wanted.name)
-        try:
-            data = resolver.get(name)
-        except FileNotFoundError:
-            raise AssetError(f"texture missing: {name} not found in "
-                             + " or ".join(str(d) for d in resolver.dirs)) from None
-        if resolver.unreadable:
-            raise AssetError(f"texture unreadable: {'; '.join(resolver.unreadable)}")
-        found = scratch / f"texture{k}_{Path(name).name}"
-        found.write_bytes(data)
-        image.filepath = str(found)
-        image.reload()
-
-
-def _load_object(bpy, obj_path: Path, frame: str, scratch: Path) -> None:
-    """Import (Blender's default OBJ axes), optionally turn upright, then `normalize_scene`."""
-    from mathutils import Vector
-
-    bpy.ops.wm.obj_import(filepath=str(obj_path))
-    _resolve_textures(bpy, obj_path, scratch)
-    meshes = [o for o in bpy.context.scene.objects if o.type == "MESH"]
-    if not meshes:
-        raise AssetError(f"Blender imported no mesh from {obj_path}")
-    if frame == "upright":  # GENA3D render.py:432-435
-        for obj in meshes:
-            obj.rotation_euler.rotate_axis("X", -math.pi / 2)
-    root = bpy.data.objects.new("ParentEmpty", None)
-    bpy.context.scene.collection.objects.link(root)
-    for obj in bpy.context.scene.objects:
-        if obj.parent is None and obj is not root:
-            obj.parent = root
-    bpy.context.view_layer.update()
-    corners = np.array([tuple(o.matrix_world @ Vector(c)) for o in meshes for c in o.bound_box])
-    lo, hi = corners.min(0), corners.max(0)
-    scale = 1.0 / float((hi - lo).max())
-    root.scale = (scale, scale, scale)
-    root.location = tuple(-(lo + hi) / 2 * scale)
-    bpy.context.view_layer.update()
-
-
-def _add_lights(bpy, lights: Sequence[Light]) -> None:
-    for i, spec in enumerate(lights):
-        light = bpy.data.objects.new(f"Light{i}", bpy.data.lights.new(f"Light{i}", type=spec.kind))
-        bpy.context.collection.objects.link(light)
-        light.data.energy = spec.energy
-        light.location = spec.location
-        light.scale = (spec.scale,) * 3
-
-
-def _add_camera(bpy):
-    cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    bpy.context.collection.objects.link(cam)
-    bpy.context.scene.camera = cam
-    cam.data.sensor_width = cam.data.sensor_height = SENSOR_MM
-    return cam
-
-
 def _read_png(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -305,11 +202,12 @@ def render_cycles(obj_path: str | os.PathLike, cameras: Sequence[Camera],
                   preset: str | CyclesSettings = "cycles-trellis", frame: str = "blender-obj",
                   background: str = "white", threads: int | None = None,
                   progress: bool = True) -> CyclesRender:
-    """Render an OBJ with Cycles from each camera, in the named import frame.
+    """Render an OBJ or a .blend with Cycles from each camera, in the named import frame.
 
+    A .blend is opened as upstream opens it (see the module docstring); `frame` does not turn it.
     preset: a name of PRESETS or a CyclesSettings (tests use few samples).
     threads: Blender's render threads, fixed; None = os.cpu_count().
-    Each call starts from Blender's factory startup, so calls are independent.
+    Each call starts from Blender's factory startup or the .blend, so calls are independent.
     """
     from tqdm import tqdm
 
@@ -317,8 +215,9 @@ def render_cycles(obj_path: str | os.PathLike, cameras: Sequence[Camera],
     _check_frame(frame)
     background_rgb(background)  # fail on an unknown name before rendering
     obj_path = Path(obj_path).resolve()
-    if obj_path.suffix.lower() != ".obj":
-        raise ValueError(f"render_cycles reads OBJ files, got {obj_path.name}")
+    blend = obj_path.suffix.lower() == ".blend"
+    if obj_path.suffix.lower() != ".obj" and not blend:
+        raise ValueError(f"render_cycles reads OBJ and .blend files, got {obj_path.name}")
     if not obj_path.is_file():
         raise AssetError(f"mesh file not found: {obj_path}")
     if len({(c.width, c.height) for c in cameras}) != 1:
@@ -329,11 +228,16 @@ def render_cycles(obj_path: str | os.PathLike, cameras: Sequence[Camera],
     frames = []
     with tempfile.TemporaryDirectory(prefix="cycles_") as tmp, _quiet_stdout():
         scratch = Path(tmp)
-        _reset_scene(bpy)
-        _configure(bpy, settings, threads or os.cpu_count() or 1)
-        _load_object(bpy, obj_path, frame, scratch)
-        _add_lights(bpy, settings.lights)
-        cam = _add_camera(bpy)
+        if blend:  # upstream: init_render, delete_invisible_objects, normalize_scene
+            open_blend(bpy, obj_path)
+            configure(bpy, settings, threads or os.cpu_count() or 1, colour_management=False)
+            load_blend_scene(bpy, obj_path)
+        else:
+            reset_scene(bpy)
+            configure(bpy, settings, threads or os.cpu_count() or 1)
+            load_object(bpy, obj_path, frame, scratch)
+        add_lights(bpy, settings.lights)
+        cam = add_camera(bpy)
         scene = bpy.context.scene
         name = obj_path.parent.parent.name if obj_path.parent.name == "meshes" else obj_path.stem
         for i, camera in enumerate(tqdm(cameras, f"cycles {name}", unit="view", disable=not progress)):

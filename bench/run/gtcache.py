@@ -50,7 +50,12 @@ GT_CODE = ("bench.inputs.assets", "bench.inputs.cameras", "bench.render", "bench
            "bench.render.raster_moderngl", "bench.render.raster_numpy", "bench.render.raster_nvdiffrast",
            "bench.render.shading", "bench.render.pointcloud", "bench.metrics.resize",
            "bench.metrics.extractors", "bench.metrics.features", "bench.render.cycles",
-           "bench.run.gtcache")
+           "bench.render.cycles_scene", "bench.inputs.blend", "bench.inputs.blender",
+           "bench.inputs.dataset", "bench.run.gtcache")
+
+
+# the code that turns a source file into a Cycles GT render (the key of cycles_rgba8's files)
+CYCLES_CODE = ("bench.render.cycles", "bench.render.cycles_scene", "bench.inputs.blender")
 
 
 def code_hash(modules=GT_CODE) -> str:
@@ -95,13 +100,15 @@ def appearance_key(protocol: Protocol) -> list:
 
 def _source_files_sha256(asset: Asset) -> list[str]:
     """sha256 of the mesh file and of the files beside it that Blender's importer may read (the
-    .mtl and the textures of a GSO folder)."""
+    .mtl and the textures of a GSO folder; everything in a .blend's folder)."""
     from pathlib import Path
 
     src = Path(asset.source)
     files = [src, *sorted(src.parent.glob("*.mtl"))]
     if src.parent.name == "meshes":
         files += sorted((src.parent.parent / "materials" / "textures").glob("*"))
+    if src.suffix.lower() == ".blend":  # external images a .blend may reference from its folder
+        files += sorted(p for p in src.parent.rglob("*") if p.is_file() and p != src)
     return [hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()]
 
 
@@ -116,7 +123,7 @@ def cycles_rgba8(config, protocol: Protocol, asset: Asset, dataset: str, cameras
     from bench.render.cycles import render_cycles
 
     base = [dataset, asset.object_id, _source_files_sha256(asset), asset.mesh.content_hash(),
-            appearance_key(protocol), code_hash(("bench.render.cycles",))]
+            appearance_key(protocol), code_hash(CYCLES_CODE)]
     paths = [cache_dir(config) / "gt-renders" / (hashlib.sha256(json.dumps(
         [*base, c.to_json()], sort_keys=True).encode()).hexdigest()[:24] + ".npz") for c in cameras]
     views: list[np.ndarray | None] = []

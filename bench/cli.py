@@ -113,6 +113,10 @@ def _add_run_args(p: argparse.ArgumentParser, demo: bool) -> None:
     _add_selection_args(p)
     p.add_argument("--out", default="runs/demo" if demo else None, required=not demo)
     p.add_argument("--jobs", type=positive_int, default=2, help="worker processes (default 2)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="evaluate only shard I of N of the items (default: the SLURM array task's, "
+                        "from SLURM_ARRAY_TASK_ID/_COUNT; under torchrun each rank takes its own); "
+                        "the last shard to finish writes the leaderboard, or `report RUN` merges")
     p.add_argument("--rasterizer", default="auto", choices=RASTERIZERS)
     p.add_argument("--cache", default=None, help="GT cache dir (default ~/.cache/amodal-bench)")
     p.add_argument("--sheets", type=non_negative_int, default=3,

@@ -6,6 +6,7 @@ error, printed as one line on stderr.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -315,7 +316,8 @@ def cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -
                        rasterizer=args.rasterizer, cache=args.cache, sheets=args.sheets,
                        object_ids=args.objects, cases=cases, appearance=appearance,
                        require_metrics=args.require_metrics, alignment=args.alignment,
-                       generation_timeout_s=args.timeout, save_renders=args.save_renders)
+                       generation_timeout_s=args.timeout, save_renders=args.save_renders,
+                       shard=args.shard)
     t0 = time.perf_counter()
     try:
         path = run(config)
@@ -323,6 +325,11 @@ def cmd_run(args, protocol: str, methods: list[str], cases: str | None = None) -
         sys.stderr.write(f"amodal-bench: error: {e}\n")
         return 2
     elapsed = time.perf_counter() - t0
+    if path is None:  # a shard whose run is not complete yet (bench.run.sharded printed why)
+        print(f"elapsed: {elapsed:.1f} s")
+        return 0
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 prints
+        return 0
     print(format_table(pd.read_csv(path)))  # the table just written, not a second aggregation
     print(f"\nleaderboard: {path}")
     why = nothing_loaded(Path(args.out))

@@ -44,6 +44,7 @@ from bench.run.generate import generate
 from bench.run.gtcache import _gt_side, input_shader
 from bench.run.measure import Measurement, Reference, appearance_suite, background_features, measure
 from bench.run.renders import write_pngs
+from bench.run.shard import Shard, log_items
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _file_sha256(path: Path) -> str:
         return ""
 
 
-def _object_job(config, protocol: Protocol, dataset: str, object_id: str,
+def object_job(config, protocol: Protocol, dataset: str, object_id: str,
                 mesh_sha256: str = "") -> ObjectJob:
     prov = provenance()
     from bench.methods.registry import method_name
@@ -279,7 +280,7 @@ def _reference(job: ObjectJob, asset, dataset: str) -> Reference:
     return Reference(backend, suite, gt, gt_feats)
 
 
-def _write_sheet(job: ObjectJob, asset) -> None:
+def write_object_sheet(job: ObjectJob, asset) -> None:
     """The object's contact sheet from every item whose rig renders are on disk, so a resumed run
     shows the settings done before the restart too (cases are rebuilt: they are seeded)."""
     from PIL import Image
@@ -312,8 +313,12 @@ def evaluate_object(config, object_id: str, index: int) -> int:
     """Evaluate every method and setting on one object; returns the number of records written."""
     protocol = load_protocol(config.protocol)
     ds = open_dataset(config.dataset, config.data)
-    job = _object_job(config, protocol, ds.name, object_id, _file_sha256(ds.mesh_path(object_id)))
+    job = object_job(config, protocol, ds.name, object_id, _file_sha256(ds.mesh_path(object_id)))
     todo = job.pending()
+    if config.active_shard:  # this process's items only (bench.run.shard)
+        shard = Shard(*config.active_shard)
+        todo = [(m, st) for m, st in todo if shard.owns(job.labels[m], object_id, st.views, st.degree)]
+        log_items(job.out, shard, [(job.labels[m], st.label, object_id) for m, st in todo])
     if not todo:
         return 0
     if object_id in config.unusable:  # missing, or not as its manifest pins it (--bad-objects record)
@@ -340,6 +345,6 @@ def evaluate_object(config, object_id: str, index: int) -> int:
             continue
         evaluate_setting(job, ref, asset, st, methods, index < config.sheets)
         written += len(methods)
-    if index < config.sheets:
-        _write_sheet(job, asset)
+    if index < config.sheets and not config.active_shard:  # sharded: once, at the end (sharded.py)
+        write_object_sheet(job, asset)
     return written

@@ -16,12 +16,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bench.files import atomic_write_bytes
 from bench.inputs.dataset import open_dataset
 from bench.inputs.protocol import load_protocol
 from bench.inputs.selection import BAD_OBJECT_MODES, Selection, select_objects
 from bench.records.store import provenance
 from bench.run.appearance import AppearanceConfig
 from bench.run.evaluate import appearance_suite, evaluate_object
+from bench.run.shard import combined, parse_shard, pin_local_gpu, slurm_shard, torchrun_ranks
+from bench.run.sharded import finalize_shards, owned_objects
 
 __all__ = ["RunConfig", "evaluate_object", "run"]
 
@@ -43,6 +46,9 @@ class RunConfig:
     subset: str | None = None  # a manifest subset name or random:N[:SEED] (bench.inputs.selection)
     bad_objects: str = "error"  # an object missing / not as pinned: "error" before work, or "record"
     unusable: dict[str, str] = field(default_factory=dict)  # filled by run(): id -> reason (record mode)
+    shard: str | None = None  # "I/N": evaluate only the items of shard I (bench.run.shard); default
+    #                           from SLURM_ARRAY_TASK_ID / _COUNT, combined with torchrun's RANK
+    active_shard: tuple[int, int] | None = None  # filled by run(): the (index, count) this process owns
     cases: str | None = None  # exported CASES dir: methods are outputs found there (import)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     alignment: str = "none"  # bench.metrics.alignment: "none" | "yaw" | "yaw+icp" (aligned COV/MMD beside)
@@ -87,16 +93,22 @@ def select_run_objects(config: RunConfig, ds) -> Selection:
 
 def write_object_list(path: Path, ids: list[str], spec: dict) -> None:
     """One id per line after a commented header saying how the list was made."""
-    from bench.files import atomic_write_bytes
-
     head = "".join(f"# {k}: {json.dumps(v)}\n" for k, v in spec.items())
     atomic_write_bytes(path, (head + "".join(f"{i}\n" for i in ids)).encode())
 
 
-def run(config: RunConfig, progress: bool = True) -> Path:
-    """Evaluate, write records and the leaderboard; returns the leaderboard path."""
+def run(config: RunConfig, progress: bool = True) -> Path | None:
+    """Evaluate, write records and the leaderboard; returns the leaderboard path. A shard
+    (torchrun rank, SLURM array task, --shard) evaluates its items only; the leaderboard is
+    written once every item has a record (torchrun: after a barrier; shards: by the last to
+    finish), else None is returned and `amodal-bench report RUN` merges later."""
     from bench.report.aggregate import write_leaderboard
 
+    ranks = torchrun_ranks()
+    if ranks:
+        pin_local_gpu(ranks)
+    shard = combined(parse_shard(config.shard) if config.shard else slurm_shard(), ranks)
+    config = replace(config, active_shard=(shard.index, shard.count) if shard else None)
     protocol = load_protocol(config.protocol)
     ds = open_dataset(config.dataset, config.data)
     if not config.cases:
@@ -120,15 +132,20 @@ def run(config: RunConfig, progress: bool = True) -> Path:
     config = replace(config, unusable=sel.bad)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps(
-        {"config": asdict(config), "protocol_hash": protocol.content_hash,
+    shared = {k: v for k, v in asdict(config).items() if k not in ("shard", "active_shard")}
+    atomic_write_bytes(out / "run.json", json.dumps(  # the same bytes from every shard
+        {"config": shared, "protocol_hash": protocol.content_hash,
          "data_root": str(ds.root), "objects": ids, "selection": sel.spec, "provenance": provenance(),
-         "missing_metrics": suite.missing, "weights_sha256": suite.weights_sha256()}, indent=1))
+         "missing_metrics": suite.missing, "weights_sha256": suite.weights_sha256()}, indent=1).encode())
     write_object_list(out / OBJECT_LIST, ids, sel.spec)
-    bar = tqdm(total=len(ids), desc=f"{protocol.name}", unit="obj", disable=not progress)
+    all_ids = ids
+    if shard:
+        ids = owned_objects(config, protocol, ids, shard)
+    bar = tqdm(total=len(ids), desc=f"{protocol.name}" + (f" shard {shard.index}/{shard.count}" if shard
+                                                          else ""), unit="obj", disable=not progress)
     if config.jobs <= 1:
-        for i, oid in enumerate(ids):
-            evaluate_object(config, oid, i)
+        for oid in ids:
+            evaluate_object(config, oid, all_ids.index(oid))
             bar.update()
     else:
         ctx = mp.get_context("spawn")  # never fork a process that may hold a GL context
@@ -136,8 +153,8 @@ def run(config: RunConfig, progress: bool = True) -> Path:
         os.environ["OMP_NUM_THREADS"] = "1"  # workers already fill the cores: one BLAS thread each
         try:
             with ProcessPoolExecutor(config.jobs, mp_context=ctx) as pool:
-                futures = [pool.submit(evaluate_object, config, oid, i)
-                           for i, oid in enumerate(ids)]
+                index = {oid: i for i, oid in enumerate(all_ids)}  # sheets: the run's first N objects
+                futures = [pool.submit(evaluate_object, config, oid, index[oid]) for oid in ids]
                 for f in as_completed(futures):
                     f.result()
                     bar.update()
@@ -147,4 +164,6 @@ def run(config: RunConfig, progress: bool = True) -> Path:
             else:
                 os.environ["OMP_NUM_THREADS"] = saved
     bar.close()
-    return write_leaderboard(out)
+    if shard is None:
+        return write_leaderboard(out)
+    return finalize_shards(config, protocol, all_ids, ranks)

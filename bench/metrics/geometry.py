@@ -13,6 +13,10 @@ the same function as a full matrix would use, so COV and MMD are identical to br
 The torch route (brute force with torch.cdist, for CUDA machines) works in distance blocks of at
 most TORCH_MAX_BYTES (256 MiB), so its memory does not grow with the reference set; which route
 backend="auto" takes is decided by measurement (see coverage_mmd).
+
+Across ranks (torchrun, several GPUs or nodes): a RowPartition (bench.metrics.distributed), given
+to coverage_mmd or set with `row_partition`, splits the generated rows over the ranks; each
+computes its rows' bounds and exact entries, and the result is bitwise that of one process.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
+
+from bench.metrics.distributed import RowPartition, agree, column_min, combine, current_partition
 
 NORMALIZATIONS = ("none", "lion_box")
 BACKENDS = ("auto", "kdtree", "torch")
@@ -206,7 +212,8 @@ def chamfer_matrix_torch(generated: Sequence[np.ndarray], reference: Sequence[np
 
 def coverage_mmd(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray],
                  normalization: str = "none", prune: bool = True,
-                 backend: str = "auto", max_bytes: int | None = TORCH_MAX_BYTES) -> tuple[float, float]:
+                 backend: str = "auto", max_bytes: int | None = TORCH_MAX_BYTES,
+                 partition: RowPartition | None = None) -> tuple[float, float]:
     """(COV in [0, 1], MMD in squared units) of a generated set against a reference set.
 
     normalization: "none" (PointFlow) or "lion_box" (LION's per-shape box normalization).
@@ -227,6 +234,14 @@ def coverage_mmd(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray
           process (`auto_backend`); the probe's KD half takes 1.6-1.8 s on the 2 cores here. Not
           measured on a GPU: this machine has none.
     max_bytes: the torch route's cap on one distance block (None: no cap).
+    partition: this rank's share of the generated rows (default: the one set by
+      `bench.metrics.distributed.row_partition`, else one process). Collective: every rank
+      calls with the same sets and gets the same (COV, MMD), == one process's; the route is
+      rank 0's; torch route: each rank its rows. KD route: a rank bounds only its rows (1/world
+      of the bounds' O(N_gen N_ref) KD queries, which dominate at scale; bounds of every row on
+      every rank would not shrink) and exchanges its (N_ref,) column minima of the upper bounds,
+      whose minimum is one process's column bound (bitwise), so the ranks compute exactly the
+      pairs one process does; then row argmins and column minima are gathered (combine).
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
@@ -236,31 +251,39 @@ def coverage_mmd(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray
         raise ValueError("COV/MMD need at least one reference shape")
     if len(generated) == 0:
         return 0.0, float("nan")
+    for p in list(generated) + list(reference):  # on every rank, before any exchange
+        _check_cloud(np.asarray(p))
+    part = partition or current_partition()
+    n_gen, n_ref = len(generated), len(reference)
+    generated = [generated[i] for i in (part.rows(n_gen) if part else range(n_gen))]
     if normalization == "lion_box":
         generated = [lion_box_normalize(np.asarray(g, np.float64)) for g in generated]
         reference = [lion_box_normalize(np.asarray(r, np.float64)) for r in reference]
     if backend == "auto":
-        backend = auto_backend()
+        backend = auto_backend() if part is None or part.rank == 0 else backend
+    if part is not None:
+        backend = agree(part, backend, n_gen, n_ref)
     if backend == "torch":
-        for p in list(generated) + list(reference):
-            _check_cloud(np.asarray(p))
         m = chamfer_matrix_torch(generated, reference, "cuda" if _cuda_available() else "cpu",
                                  max_bytes=max_bytes)
-        return _cov_mmd_from_matrix(m)
+        return _cov_mmd_from_matrix(m) if part is None else combine(part, m, n_ref)
     gens = [_Cloud.build(g) for g in generated]
     refs = [_Cloud.build(r) for r in reference]
     m = np.full((len(gens), len(refs)), np.inf)
-    if prune and len(gens) * len(refs) > 1:
-        lower, upper = chamfer_bounds(gens, refs)
+    if prune and n_gen * n_ref > 1:
+        lower, upper = chamfer_bounds(gens, refs) if gens else (m, m)
+        col_upper = upper.min(0, initial=np.inf)
+        if part is not None:
+            col_upper = column_min(part, col_upper)
         slack = 1e-9  # bounds are exact up to rounding
         row_best = upper.min(1, keepdims=True) * (1 + slack) + 1e-15
-        col_best = upper.min(0, keepdims=True) * (1 + slack) + 1e-15
+        col_best = col_upper * (1 + slack) + 1e-15
         need = (lower * (1 - slack) <= row_best) | (lower * (1 - slack) <= col_best)
     else:
         need = np.ones_like(m, bool)
     for i, j in zip(*np.nonzero(need)):
         m[i, j] = chamfer_l2(gens[i].points, refs[j].points, gens[i].tree, refs[j].tree)
-    return _cov_mmd_from_matrix(m)
+    return _cov_mmd_from_matrix(m) if part is None else combine(part, m, n_ref)
 
 
 def _cov_mmd_from_matrix(m: np.ndarray) -> tuple[float, float]:

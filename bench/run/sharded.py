@@ -52,7 +52,7 @@ def finalize_shards(config, protocol: Protocol, ids: list[str], ranks: Ranks | N
                 write_sheet(config, oid)
         if group is None:
             return write_leaderboard(Path(config.out))
-        from bench.metrics.geometry import RowPartition, row_partition
+        from bench.metrics.distributed import RowPartition, row_partition
 
         with row_partition(RowPartition(ranks.rank, ranks.world, group.all_gather_object)):
             path = write_leaderboard(Path(config.out))
